@@ -1,0 +1,267 @@
+//! `easel bench model`: throughput of the score path, the prefill and the critique path, with
+//! warm-up and device synchronisation, as JSON lines.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use clap::{Args, Subcommand};
+use easel_model::checkpoint::WeightLayout;
+use easel_model::generate::{GenerationConfig, Request, decode, prefill};
+use easel_model::head::{HeadConfig, RegressionHead};
+use easel_model::init::{Preset, random_tensors, weight_shapes};
+use easel_model::{Config, Grid, Qwen2VlModel};
+use serde_json::json;
+
+use crate::device::{parse_device, parse_dtype};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Score path (vision + head), prefill and critique generation throughput.
+    Model(ModelBenchArgs),
+    /// First-decoding-step agreement with logits another implementation computed on the same
+    /// weights and inputs (e.g. HF transformers on the GPU).
+    Parity(ParityArgs),
+}
+
+#[derive(Args)]
+pub struct ParityArgs {
+    /// Checkpoint folder (config.json + safetensors; no tokenizer needed).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// safetensors with `pixel_values`, `image_grid_thw`, `input_ids` [B, L] (unpadded, equal
+    /// lengths), `hf_top1` [B] and optionally `hf_last_logits` [B, V].
+    #[arg(long)]
+    pub inputs: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+}
+
+#[derive(Args, Clone)]
+pub struct ModelBenchArgs {
+    /// Model shape: tiny, qwen2-vl-2b or qwen2-vl-7b.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    /// Build the weights at random directly on the device (required: checkpoints of the real
+    /// shape are 16 GB).
+    #[arg(long)]
+    pub random_weights: bool,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Square image side in pixels (a multiple of 28).
+    #[arg(long, default_value_t = 448)]
+    pub image_size: usize,
+    /// Batch sizes to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "8")]
+    pub batch: Vec<usize>,
+    /// New tokens per critique.
+    #[arg(long, default_value_t = 128)]
+    pub new_tokens: usize,
+    /// Text tokens around the image in the prompt (before + after).
+    #[arg(long, default_value_t = 102)]
+    pub text_tokens: usize,
+    /// Timed repetitions per measurement (after one warm-up).
+    #[arg(long, default_value_t = 3)]
+    pub iters: usize,
+    /// Which paths to run: score, prefill, generate.
+    #[arg(long, value_delimiter = ',', default_value = "score,prefill,generate")]
+    pub paths: Vec<String>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Model(args) => bench_model(args),
+        BenchCommand::Parity(args) => parity(args),
+    }
+}
+
+fn bench_model(args: ModelBenchArgs) -> Result<()> {
+    if !args.random_weights {
+        bail!("only --random-weights is supported: the benchmark builds the model on the device");
+    }
+    if args.image_size % 28 != 0 || args.image_size == 0 {
+        bail!("--image-size must be a positive multiple of 28");
+    }
+    let preset = Preset::parse(&args.preset)?;
+    let device = parse_device(&args.device)?;
+    let dtype = parse_dtype(&args.dtype)?;
+    let vocab = match preset {
+        Preset::Tiny => 272,
+        Preset::Qwen2Vl2b => 151_936,
+        Preset::Qwen2Vl7b => 152_064,
+    };
+    let first_special = vocab as u32 - 16;
+    let config = Config::from_value(&preset.config_json(vocab, first_special))?;
+    device.set_seed(args.seed)?;
+    let start = Instant::now();
+    let tensors = random_tensors(&weight_shapes(&config), dtype, &device)?;
+    let vb = VarBuilder::from_tensors(tensors, dtype, &device);
+    let model = Qwen2VlModel::new(&config, vb, WeightLayout::Hub)?;
+    let head_cfg = HeadConfig::new(config.text.hidden_size, preset.head_hidden());
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed);
+    let head_tensors = easel_model::init::random_head_tensors(&head_cfg, &mut rng)?
+        .into_iter()
+        .map(|(k, v)| Ok((k, v.to_device(&device)?)))
+        .collect::<Result<std::collections::HashMap<_, _>>>()?;
+    let head = RegressionHead::new(&head_cfg, VarBuilder::from_tensors(head_tensors, DType::F32, &device))?;
+    device.synchronize()?;
+    let build_s = start.elapsed().as_secs_f64();
+    let params: usize = weight_shapes(&config).iter().map(|(_, s, _)| s.iter().product::<usize>()).sum();
+    emit(json!({"event": "model_built", "preset": preset.name(), "params": params, "dtype": args.dtype,
+        "device": args.device, "seconds": build_s}));
+
+    let side = args.image_size / 14;
+    let grid = Grid { t: 1, h: side, w: side };
+    let visual_tokens = grid.num_tokens(config.vision.spatial_merge_size);
+    for &batch in &args.batch {
+        let pixels = Tensor::randn(0f32, 1.0, (batch * grid.num_patches(), config.vision.patch_len()), &device)?
+            .to_dtype(dtype)?;
+        let grids = vec![grid; batch];
+        if args.paths.iter().any(|p| p == "score") {
+            let secs = time(&device, args.iters, || {
+                let merged = model.vision.forward(&pixels, &grids)?;
+                let pooled = model.vision.pool(&merged, &grids)?;
+                head.forward(&pooled)?;
+                Ok(())
+            })?;
+            emit(json!({"path": "score", "batch": batch, "image_size": args.image_size,
+                "seconds_per_batch": secs, "images_per_s": batch as f64 / secs}));
+        }
+        let requests = prompts(&config, &grids, args.text_tokens, args.seed);
+        let prompt_len = requests[0].input_ids.len();
+        if args.paths.iter().any(|p| p == "prefill") {
+            let secs = time(&device, args.iters, || {
+                let merged = model.vision.forward(&pixels, &grids)?;
+                prefill(&model, &requests, Some(&merged), 1, false)?;
+                Ok(())
+            })?;
+            emit(json!({"path": "prefill", "batch": batch, "prompt_tokens": prompt_len,
+                "visual_tokens": visual_tokens, "seconds_per_batch": secs, "images_per_s": batch as f64 / secs}));
+        }
+        if args.paths.iter().any(|p| p == "generate") {
+            let generation = GenerationConfig { stop_on_eos: false, ..GenerationConfig::greedy(args.new_tokens) };
+            let secs = time(&device, args.iters.min(2), || {
+                let merged = model.vision.forward(&pixels, &grids)?;
+                let state = prefill(&model, &requests, Some(&merged), args.new_tokens, false)?;
+                let out = decode(&model, state, &generation, &[], |_, _| Ok(()))?;
+                if out.iter().any(|g| g.tokens.len() != args.new_tokens) {
+                    bail!("a critique stopped early");
+                }
+                Ok(())
+            })?;
+            emit(json!({"path": "generate", "batch": batch, "prompt_tokens": prompt_len,
+                "new_tokens": args.new_tokens, "seconds_per_batch": secs,
+                "critiques_per_s": batch as f64 / secs,
+                "tokens_per_s": (batch * args.new_tokens) as f64 / secs}));
+        }
+    }
+    Ok(())
+}
+
+/// Random text tokens around one image's placeholders, like a short system prompt and reply.
+fn prompts(config: &Config, grids: &[Grid], text_tokens: usize, seed: u64) -> Vec<Request> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let merge = config.vision.spatial_merge_size;
+    let text_vocab = config.vision_start_token_id.min(config.text.vocab_size as u32);
+    grids
+        .iter()
+        .map(|g| {
+            let mut ids: Vec<u32> = (0..text_tokens / 2).map(|_| rng.random_range(0..text_vocab)).collect();
+            ids.push(config.vision_start_token_id);
+            ids.extend(std::iter::repeat_n(config.image_token_id, g.num_tokens(merge)));
+            ids.push(config.vision_end_token_id);
+            ids.extend((0..text_tokens - text_tokens / 2).map(|_| rng.random_range(0..text_vocab)));
+            Request { input_ids: ids, grids: vec![*g] }
+        })
+        .collect()
+}
+
+/// Median seconds of `iters` runs after one warm-up, synchronising the device around each.
+fn time(device: &Device, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f().context("warm-up")?;
+    device.synchronize()?;
+    let mut samples = Vec::with_capacity(iters.max(1));
+    for _ in 0..iters.max(1) {
+        let start = Instant::now();
+        f()?;
+        device.synchronize()?;
+        samples.push(start.elapsed().as_secs_f64());
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    Ok(samples[samples.len() / 2])
+}
+
+fn emit(value: serde_json::Value) {
+    println!("{value}");
+}
+
+fn parity(args: ParityArgs) -> Result<()> {
+    use candle_core::{D, IndexOp};
+    use easel_model::checkpoint::CheckpointFiles;
+
+    let device = parse_device(&args.device)?;
+    let dtype = parse_dtype(&args.dtype)?;
+    let files = CheckpointFiles::locate(&args.model)?;
+    let config = files.read_config()?;
+    let start = Instant::now();
+    let model = Qwen2VlModel::load(&files, &config, &device, dtype)?;
+    device.synchronize()?;
+    let load_s = start.elapsed().as_secs_f64();
+    let inputs = candle_core::safetensors::load(&args.inputs, &Device::Cpu)
+        .with_context(|| format!("reading {}", args.inputs.display()))?;
+    let get = |name: &str| inputs.get(name).with_context(|| format!("{} has no {name}", args.inputs.display()));
+    let thw = get("image_grid_thw")?.to_dtype(DType::I64)?.to_vec2::<i64>()?;
+    let grids: Vec<Grid> =
+        thw.iter().map(|r| Grid { t: r[0] as usize, h: r[1] as usize, w: r[2] as usize }).collect();
+    let ids = get("input_ids")?.to_dtype(DType::I64)?.to_vec2::<i64>()?;
+    if ids.len() != grids.len() {
+        bail!("{} prompts for {} images: the parity check takes one image per prompt", ids.len(), grids.len());
+    }
+    let requests: Vec<Request> = ids
+        .iter()
+        .zip(&grids)
+        .map(|(row, g)| Request { input_ids: row.iter().map(|&t| t as u32).collect(), grids: vec![*g] })
+        .collect();
+    let pixels = get("pixel_values")?.to_device(&device)?.to_dtype(dtype)?;
+    let start = Instant::now();
+    let merged = model.vision.forward(&pixels, &grids)?;
+    let state = prefill(&model, &requests, Some(&merged), 1, false)?;
+    let ours = state.last_logits.to_device(&Device::Cpu)?;
+    let run_s = start.elapsed().as_secs_f64();
+    let top1: Vec<u32> = ours.argmax(D::Minus1)?.to_vec1()?;
+    let theirs: Vec<i64> = get("hf_top1")?.to_dtype(DType::I64)?.to_vec1()?;
+    let agree = top1.iter().zip(&theirs).filter(|(a, b)| i64::from(**a) == **b).count();
+    let mut report = json!({"event": "parity", "batch": top1.len(), "dtype": args.dtype, "device": args.device,
+        "top1_agreement": agree as f64 / top1.len().max(1) as f64, "agree": agree,
+        "load_seconds": load_s, "run_seconds": run_s});
+    if let Some(hf) = inputs.get("hf_last_logits") {
+        let hf = hf.to_dtype(DType::F32)?;
+        let diff = (&ours - &hf)?.abs()?;
+        let max_diff = diff.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        let scale = hf.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+        // Where we disagree: is our token HF's runner-up (a near tie) or something else?
+        let mut gaps = Vec::new();
+        for (row, (&ours_top, &hf_top)) in top1.iter().zip(&theirs).enumerate() {
+            if i64::from(ours_top) != hf_top {
+                let r = hf.i(row)?;
+                let a = r.i(hf_top as usize)?.to_scalar::<f32>()?;
+                let b = r.i(ours_top as usize)?.to_scalar::<f32>()?;
+                gaps.push(a - b);
+            }
+        }
+        report["max_abs_logit_diff"] = json!(max_diff);
+        report["logit_scale"] = json!(scale);
+        report["hf_logit_gap_where_disagreeing"] = json!(gaps);
+    }
+    emit(report);
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! `--device` and `--dtype` flags.
+
+use anyhow::{Context, Result, bail};
+use candle_core::{DType, Device};
+
+/// `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(spec: &str) -> Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Device::new_cuda(0).context("cannot open CUDA device 0 (is this a `cuda` build?)"),
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => Device::new_cuda(n).with_context(|| format!("cannot open CUDA device {n}")),
+            None => bail!("unknown device {other:?}: use cpu, cuda or cuda:N"),
+        },
+    }
+}
+
+/// `f32`, `bf16` or `f16`.
+pub fn parse_dtype(spec: &str) -> Result<DType> {
+    match spec {
+        "f32" => Ok(DType::F32),
+        "bf16" => Ok(DType::BF16),
+        "f16" => Ok(DType::F16),
+        other => bail!("unknown dtype {other:?}: use f32, bf16 or f16"),
+    }
+}

@@ -1,0 +1,48 @@
+//! `easel`: score and critique paintings with a multi-task Qwen2-VL checkpoint, manage
+//! checkpoints, and benchmark the model.
+
+mod bench;
+mod device;
+mod dump;
+mod model_cmd;
+mod score;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "easel", version, about = "Score and critique artworks with a fine-tuned Qwen2-VL", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score every painting in folders or files; writes one JSONL or CSV record per image.
+    Score(score::ScoreArgs),
+    /// Create, inspect and convert checkpoints.
+    Model {
+        #[command(subcommand)]
+        command: model_cmd::ModelCommand,
+    },
+    /// Measure the model's speed.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Score(args) => score::run(args),
+        Command::Model { command } => model_cmd::run(command),
+        Command::Bench { command } => bench::run(command),
+    }
+}

@@ -1,0 +1,176 @@
+//! Numerical parity with HF transformers' Qwen2-VL.
+//!
+//! The fixtures under `tests/fixtures/` were produced by `scripts/reference/make_fixtures.py`
+//! from two tiny random-weight checkpoints (hub layout, sharded; transformers-5 layout, tied
+//! embeddings). Every stage is compared on HF's own inputs, so a difference points at one
+//! stage: preprocessing, vision blocks, merger, M-RoPE positions, decoder, logits, greedy tokens.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use easel_model::generate::{GenerationConfig, Request, decode, prefill};
+use easel_model::prompt::user_message;
+use easel_model::rope::mrope_positions;
+use easel_model::{DecodeLimits, Grid, Qwen2Vl};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+struct Reference {
+    tensors: HashMap<String, Tensor>,
+    metadata: HashMap<String, String>,
+}
+
+impl Reference {
+    fn load(name: &str) -> Self {
+        let path = fixtures().join("reference").join(format!("{name}.safetensors"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("safetensors header");
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).expect("tensors");
+        Self { tensors, metadata }
+    }
+
+    fn get(&self, name: &str) -> &Tensor {
+        self.tensors.get(name).unwrap_or_else(|| panic!("reference lacks {name}"))
+    }
+
+    fn i64s(&self, name: &str) -> Vec<i64> {
+        self.get(name).to_dtype(DType::I64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    }
+}
+
+/// Largest absolute difference, and the reference's largest magnitude.
+fn max_diff(ours: &Tensor, theirs: &Tensor) -> (f32, f32) {
+    let ours = ours.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+    let theirs = theirs.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
+    assert_eq!(ours.dims(), theirs.dims(), "shapes differ");
+    let diff = (ours - &theirs).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    let scale = theirs.abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+    (diff, scale)
+}
+
+/// Asserts `|ours − theirs| ≤ rel · max|theirs|` and prints what was reached.
+fn assert_close(what: &str, ours: &Tensor, theirs: &Tensor, rel: f32) {
+    let (diff, scale) = max_diff(ours, theirs);
+    println!("{what}: max |diff| {diff:.3e}, scale {scale:.3e}, relative {:.3e}", diff / scale.max(1e-12));
+    assert!(diff <= rel * scale.max(1e-6), "{what}: max |diff| {diff:e} exceeds {rel:e} × {scale:e}");
+}
+
+fn grids_of(reference: &Reference) -> Vec<Grid> {
+    match reference.tensors.get("image_grid_thw") {
+        None => Vec::new(),
+        Some(t) => t
+            .to_dtype(DType::I64)
+            .unwrap()
+            .to_vec2::<i64>()
+            .unwrap()
+            .iter()
+            .map(|r| Grid { t: r[0] as usize, h: r[1] as usize, w: r[2] as usize })
+            .collect(),
+    }
+}
+
+const CASES: [(&str, &[&str]); 4] = [
+    ("one_image", &["a.png"]),
+    ("two_images", &["a.png", "b.jpg"]),
+    ("big_image", &["big.jpg"]),
+    ("text_only", &[]),
+];
+
+fn check_model(model_name: &str) {
+    let dir = fixtures().join(format!("tiny-{model_name}"));
+    let vlm = Qwen2Vl::load(&dir, &Device::Cpu, DType::F32, None).expect("loads");
+    let model = &vlm.model;
+    for (case, images) in CASES {
+        println!("== {model_name} / {case}");
+        let r = Reference::load(&format!("{model_name}_{case}"));
+        let grids = grids_of(&r);
+        assert_eq!(grids.len(), images.len());
+
+        // The prompt: the checkpoint's chat template and tokenizer, placeholders expanded.
+        let user_text = r.metadata.get("user_text").expect("user_text metadata");
+        let messages = serde_json::json!([user_message(images.len(), user_text)]);
+        let (text, ids) = vlm.encode_messages(&messages, &grids).expect("encodes");
+        assert_eq!(&text, r.metadata.get("prompt").expect("prompt metadata"), "rendered prompt");
+        let ref_ids = r.i64s("input_ids");
+        assert_eq!(ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>(), ref_ids, "input ids");
+
+        // Our preprocessing gives the same grid as HF's (values are checked in preprocess.rs).
+        let limits = DecodeLimits::default().any_format();
+        for (image, grid) in images.iter().zip(&grids) {
+            let prepared = vlm.processor.prepare_file(&fixtures().join("images").join(image), &limits).unwrap();
+            assert_eq!(&prepared.grid, grid, "{image} grid");
+        }
+
+        // M-RoPE positions and deltas.
+        let positions = mrope_positions(&ids, vlm.config().image_token_id, &grids, 2).expect("positions");
+        let ref_pos = r.i64s("position_ids");
+        let ours_pos: Vec<i64> = positions.ids.iter().flatten().copied().collect();
+        assert_eq!(ours_pos, ref_pos, "position ids");
+        assert_eq!(positions.rope_delta(), r.i64s("rope_deltas")[0], "rope delta");
+
+        // Vision tower on HF's pixel values, stage by stage.
+        let merged = if grids.is_empty() {
+            None
+        } else {
+            let pixels = r.get("pixel_values");
+            let vision = &model.vision;
+            let x = vision.patch_embed.forward(pixels).unwrap();
+            assert_close("vision patch_embed", &x, r.get("vision_patch_embed"), 1e-5);
+            let inputs = vision.inputs(&grids, &Device::Cpu).unwrap();
+            let cos = Tensor::cat(&[&inputs.cos, &inputs.cos], 1).unwrap();
+            assert_close("vision rotary cos", &cos, r.get("vision_rotary_cos"), 1e-6);
+            let x = vision.blocks[0].forward(&x, &inputs).unwrap();
+            assert_close("vision block 0", &x, r.get("vision_block0"), 1e-5);
+            let blocks_out = vision.forward_blocks(pixels, &grids).unwrap();
+            assert_close("vision blocks out", &blocks_out, r.get("vision_blocks_out"), 1e-5);
+            let merged = vision.merger.forward(&blocks_out).unwrap();
+            assert_close("vision merged", &merged, r.get("vision_merged"), 1e-5);
+            Some(merged)
+        };
+
+        // Decoder: spliced embeddings, first layer, full-prefill logits.
+        let embeds = model.embed_with_images(std::slice::from_ref(&ids), merged.as_ref()).unwrap();
+        assert_close("inputs_embeds", &embeds, r.get("inputs_embeds"), 1e-5);
+        let rope = model.text.rope(std::slice::from_ref(&positions.ids)).unwrap();
+        let mut cache = model.text.new_cache(ids.len());
+        let len = ids.len();
+        let causal: Vec<f32> = (0..len * len).map(|k| if k % len <= k / len { 0.0 } else { -1e9 }).collect();
+        let mask = Tensor::from_vec(causal, (1, 1, len, len), &Device::Cpu).unwrap();
+        let layer0 = model.text.forward_embeds(&embeds, &rope, Some(&mask), &mut cache, Some(1)).unwrap();
+        assert_close("decoder layer 0", &layer0, r.get("layer0_out"), 1e-5);
+
+        let request = Request { input_ids: ids.clone(), grids: grids.clone() };
+        let state = prefill(model, &[request], merged.as_ref(), 12, true).unwrap();
+        let logits = state.all_logits.clone().unwrap();
+        assert_close("prefill logits", &logits, r.get("logits"), 1e-4);
+
+        // Greedy decoding with the cache: same tokens, same per-step logits.
+        let ref_steps = r.get("step_logits");
+        let generation = GenerationConfig { stop_on_eos: false, ..GenerationConfig::greedy(12) };
+        let mut worst = 0f32;
+        let generated = decode(model, state, &generation, &vlm.eos_ids, |step, logits| {
+            let (diff, scale) = max_diff(&logits.i(0).unwrap(), &ref_steps.i(step).unwrap());
+            worst = worst.max(diff / scale);
+            Ok(())
+        })
+        .unwrap();
+        println!("step logits: worst relative difference {worst:.3e}");
+        assert!(worst <= 1e-4, "decoding logits drift: {worst:e}");
+        let tokens: Vec<i64> = generated[0].tokens.iter().map(|&t| i64::from(t)).collect();
+        assert_eq!(tokens, r.i64s("generated_ids"), "greedy tokens");
+    }
+}
+
+#[test]
+fn hub_layout_matches_transformers() {
+    check_model("hub");
+}
+
+#[test]
+fn transformers5_layout_matches_transformers() {
+    check_model("tf5");
+}
