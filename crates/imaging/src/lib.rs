@@ -161,18 +161,18 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Decod
         return Err(DecodeError::Truncated);
     }
 
+    // Read only the header first (no limits yet, so the decoder reports the size it claims),
+    // check the dimensions ourselves, and only then allow the decoder to allocate, under limits.
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.no_limits();
+    let mut decoder = reader.into_decoder().map_err(|e| classify(e, None))?;
+    let (width, height) = decoder.dimensions();
+    check_dimensions(width, height, limits)?;
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_image_width = Some(limits.max_side);
     decoder_limits.max_image_height = Some(limits.max_side);
     decoder_limits.max_alloc = Some(limits.max_alloc);
-    reader.limits(decoder_limits);
-
-    // Only the header has been read at this point: check dimensions before any pixel buffer
-    // exists.
-    let mut decoder = reader.into_decoder().map_err(|e| classify(e, None))?;
-    let (width, height) = decoder.dimensions();
-    check_dimensions(width, height, limits)?;
+    decoder.set_limits(decoder_limits).map_err(|e| classify(e, Some((width, height))))?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image =
         DynamicImage::from_decoder(decoder).map_err(|e| classify(e, Some((width, height))))?;

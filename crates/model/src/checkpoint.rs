@@ -44,6 +44,8 @@ pub struct CheckpointFiles {
     pub weights: Vec<PathBuf>,
     /// `tokenizer.json`; only the model's numerics can run without it.
     pub tokenizer: Option<PathBuf>,
+    /// `preprocessor_config.json`, or transformers 5's `processor_config.json` whose
+    /// `image_processor` section holds the same fields.
     pub preprocessor: Option<PathBuf>,
 }
 
@@ -66,7 +68,10 @@ impl CheckpointFiles {
         let config = required("config.json")?;
         let tokenizer = Some(dir.join("tokenizer.json")).filter(|p| p.is_file());
         let weights = locate_weights(dir)?;
-        let preprocessor = Some(dir.join("preprocessor_config.json")).filter(|p| p.is_file());
+        let preprocessor = ["preprocessor_config.json", "processor_config.json"]
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|p| p.is_file());
         Ok(Self { dir: dir.to_path_buf(), config, weights, tokenizer, preprocessor })
     }
 
@@ -82,10 +87,10 @@ impl CheckpointFiles {
     }
 
     pub fn read_processor_config(&self) -> Result<ProcessorConfig> {
-        match &self.preprocessor {
-            Some(path) => ProcessorConfig::from_file(path),
-            None => Ok(ProcessorConfig::default()),
-        }
+        let Some(path) = &self.preprocessor else { return Ok(ProcessorConfig::default()) };
+        let value = read_json(path, "processor config")?;
+        let section = value.get("image_processor").unwrap_or(&value);
+        ProcessorConfig::from_value(section).map_err(|m| ModelError::invalid(path, "processor config", m))
     }
 
     /// Memory-maps the weights as a `VarBuilder` converting to `dtype` on `device`.

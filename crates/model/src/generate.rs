@@ -126,7 +126,7 @@ pub fn prefill(
     let rope = model.text.rope(&padded_positions)?;
     let mask = prefill_mask(&padding, len, model.dtype(), device)?;
     let mut cache = model.text.new_cache(capacity);
-    let hidden = model.text.forward_embeds(&embeds, &rope, mask.as_ref(), &mut cache, None)?;
+    let hidden = model.text.forward_embeds(&embeds, &rope, mask.as_ref(), Some(&mut cache), None)?;
     let last = hidden.narrow(1, len - 1, 1)?.squeeze(1)?;
     let last_logits = model.logits(&last)?;
     let all_logits = if all_logits { Some(model.logits(&hidden)?) } else { None };
@@ -248,7 +248,7 @@ pub fn decode(
             .collect();
         let rope = model.text.rope(&positions)?;
         let mask = step_mask(&state.padding, state.cache.len() + 1, model.dtype(), &device)?;
-        let hidden = model.text.forward_embeds(&embeds, &rope, mask.as_ref(), &mut state.cache, None)?;
+        let hidden = model.text.forward_embeds(&embeds, &rope, mask.as_ref(), Some(&mut state.cache), None)?;
         logits = model.logits(&hidden.squeeze(1)?)?;
     }
     Ok(out)

@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Result as CandleResult, Tensor};
-use candle_nn::{LayerNorm, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::layers::{Linear, layer_norm};
+use crate::layers::{Kernels, LayerNorm, Linear};
 
 /// The five criteria of the paper's rubric, in the order Easel reports them.
 pub const RUBRIC: [&str; 5] = ["originality", "color", "texture", "composition", "content"];
@@ -121,7 +121,13 @@ impl RegressionHead {
     /// Tensor names: `norm.{weight,bias}`, `fc1.{weight,bias}`, `fc2.{weight,bias}`.
     pub fn new(config: &HeadConfig, vb: VarBuilder) -> CandleResult<Self> {
         Ok(Self {
-            norm: layer_norm(config.input_dim, 1e-5, vb.pp("norm"))?,
+            norm: {
+                // The head is trained with autograd and costs nothing at inference: always the
+                // differentiable norm.
+                let mut norm = LayerNorm::load(config.input_dim, 1e-5, vb.pp("norm"))?;
+                norm.kernels = Kernels::Differentiable;
+                norm
+            },
             fc1: Linear::load(config.input_dim, config.hidden_dim, true, vb.pp("fc1"))?,
             fc2: Linear::load(config.hidden_dim, config.outputs.len(), true, vb.pp("fc2"))?,
             config: config.clone(),

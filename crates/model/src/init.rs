@@ -440,17 +440,16 @@ pub fn byte_level_tokenizer() -> Result<tokenizers::Tokenizer> {
     let mut alphabet: Vec<char> = ByteLevel::alphabet().into_iter().collect();
     // Order the symbols by the byte they stand for, so id = byte.
     alphabet.sort_by_key(|c| byte_of_symbol(*c));
-    let vocab: HashMap<String, u32> =
-        alphabet.iter().enumerate().map(|(i, c)| (c.to_string(), i as u32)).collect();
+    let vocab: Vec<(String, u32)> = alphabet.iter().enumerate().map(|(i, c)| (c.to_string(), i as u32)).collect();
     let bpe = BPE::builder()
-        .vocab_and_merges(vocab, Vec::new())
+        .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), Vec::new())
         .build()
         .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
     let mut tokenizer = Tokenizer::new(bpe);
     tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, false)));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
     let specials: Vec<AddedToken> = SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)).collect();
-    tokenizer.add_special_tokens(&specials);
+    tokenizer.add_special_tokens(specials).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
     Ok(tokenizer)
 }
 

@@ -118,17 +118,93 @@ impl Module for Linear {
     }
 }
 
+/// Which implementation of normalisation, softmax and rotary embeddings to run: candle's fused
+/// kernels (fast, but without gradients) or compositions of basic ops that autograd can
+/// differentiate (training).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    #[default]
+    Fused,
+    Differentiable,
+}
+
 /// LayerNorm with weight and bias, as `nn.LayerNorm(dim, eps)`.
-pub fn layer_norm(dim: usize, eps: f64, vb: VarBuilder) -> Result<candle_nn::LayerNorm> {
-    let weight = vb.get(dim, "weight")?;
-    let bias = vb.get(dim, "bias")?;
-    Ok(candle_nn::LayerNorm::new(weight, bias, eps))
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+    pub kernels: Kernels,
+}
+
+impl LayerNorm {
+    pub fn load(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self { weight: vb.get(dim, "weight")?, bias: vb.get(dim, "bias")?, eps, kernels: Kernels::Fused })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self.kernels {
+            Kernels::Fused => candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, self.eps as f32),
+            Kernels::Differentiable => {
+                candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, self.eps as f32)
+            }
+        }
+    }
 }
 
 /// Qwen2's RMSNorm: normalise in f32, scale by the weight, return the input's dtype.
-pub fn rms_norm(dim: usize, eps: f64, vb: VarBuilder) -> Result<candle_nn::RmsNorm> {
-    let weight = vb.get(dim, "weight")?;
-    Ok(candle_nn::RmsNorm::new(weight, eps))
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+    pub kernels: Kernels,
+}
+
+impl RmsNorm {
+    pub fn load(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self { weight: vb.get(dim, "weight")?, eps, kernels: Kernels::Fused })
+    }
+}
+
+impl Module for RmsNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self.kernels {
+            Kernels::Fused => candle_nn::ops::rms_norm(&xs.contiguous()?, &self.weight, self.eps as f32),
+            Kernels::Differentiable => candle_nn::ops::rms_norm_slow(xs, &self.weight, self.eps as f32),
+        }
+    }
+}
+
+/// Softmax over the last axis.
+pub fn softmax_last_dim(xs: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    match kernels {
+        Kernels::Fused => candle_nn::ops::softmax_last_dim(xs),
+        Kernels::Differentiable => candle_nn::ops::softmax(xs, candle_core::D::Minus1),
+    }
+}
+
+/// Rotary embedding of `xs [b, h, t, d]` with half-width tables `[t, d/2]` or `[b, t, d/2]`
+/// (the rotate-half layout HF uses).
+pub fn rope(xs: &Tensor, cos: &Tensor, sin: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    match kernels {
+        Kernels::Fused => candle_nn::rotary_emb::rope(&xs.contiguous()?, cos, sin),
+        Kernels::Differentiable => {
+            let full = |t: &Tensor| -> Result<Tensor> {
+                let t = Tensor::cat(&[t, t], candle_core::D::Minus1)?;
+                match t.rank() {
+                    2 => t.unsqueeze(0)?.unsqueeze(0),
+                    _ => t.unsqueeze(1),
+                }
+            };
+            let half = xs.dim(candle_core::D::Minus1)? / 2;
+            let x1 = xs.narrow(candle_core::D::Minus1, 0, half)?;
+            let x2 = xs.narrow(candle_core::D::Minus1, half, half)?;
+            let rotated = Tensor::cat(&[&x2.neg()?, &x1], candle_core::D::Minus1)?;
+            xs.broadcast_mul(&full(cos)?)? + rotated.broadcast_mul(&full(sin)?)?
+        }
+    }
 }
 
 /// Additive attention bias that masks a position (finite, so fully masked rows stay NaN-free).

@@ -46,6 +46,12 @@ impl Qwen2VlModel {
         &self.config
     }
 
+    /// Fused kernels (inference) or differentiable ones (training) throughout.
+    pub fn set_kernels(&mut self, kernels: crate::layers::Kernels) {
+        self.vision.set_kernels(kernels);
+        self.text.set_kernels(kernels);
+    }
+
     pub fn layout(&self) -> WeightLayout {
         self.layout
     }

@@ -247,21 +247,16 @@ impl ImageProcessor {
     }
 
     /// Bicubic resize to the `smart_resize` size.
+    ///
+    /// Like Pillow's `ImagingResampleInner`: a horizontal pass, clipped to 8 bits, then a
+    /// vertical pass. One combined `fast_image_resize` call runs the passes the other way round,
+    /// which on hard edges (where bicubic overshoots and the clip bites) differs from PIL by up
+    /// to ~20 levels; two passes agree with PIL to ±1 level in the common case.
     pub fn resize(&self, rgb: &RgbImage) -> Result<RgbImage> {
         let (height, width) = self.target_size(rgb.width(), rgb.height())?;
         let (width, height) = (width as u32, height as u32);
-        if (width, height) == rgb.dimensions() {
-            return Ok(rgb.clone());
-        }
-        let src = Image::from_vec_u8(rgb.width(), rgb.height(), rgb.as_raw().clone(), PixelType::U8x3)
-            .map_err(|e| ModelError::Preprocess(e.to_string()))?;
-        let mut dst = Image::new(width, height, PixelType::U8x3);
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
-        Resizer::new()
-            .resize(&src, &mut dst, &options)
-            .map_err(|e| ModelError::Preprocess(e.to_string()))?;
-        RgbImage::from_raw(width, height, dst.into_vec())
-            .ok_or_else(|| ModelError::Preprocess("resized buffer has the wrong size".into()))
+        let horizontal = resize_pass(rgb, width, rgb.height())?;
+        resize_pass(&horizontal, width, height)
     }
 
     /// Normalises and cuts an already-resized image into patches in 2×2-merge order.
@@ -306,6 +301,22 @@ impl ImageProcessor {
         }
         (out, grid)
     }
+}
+
+/// One bicubic (Catmull-Rom, a = −0.5, support scaled when shrinking, as PIL) resampling.
+fn resize_pass(rgb: &RgbImage, width: u32, height: u32) -> Result<RgbImage> {
+    if (width, height) == rgb.dimensions() {
+        return Ok(rgb.clone());
+    }
+    let src = Image::from_vec_u8(rgb.width(), rgb.height(), rgb.as_raw().clone(), PixelType::U8x3)
+        .map_err(|e| ModelError::Preprocess(e.to_string()))?;
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| ModelError::Preprocess(e.to_string()))?;
+    RgbImage::from_raw(width, height, dst.into_vec())
+        .ok_or_else(|| ModelError::Preprocess("resized buffer has the wrong size".into()))
 }
 
 #[cfg(test)]

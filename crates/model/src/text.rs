@@ -2,10 +2,10 @@
 //! multimodal rotary embedding, and a key/value cache for incremental decoding.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Embedding, RmsNorm, VarBuilder};
+use candle_nn::{Embedding, VarBuilder};
 
 use crate::config::TextConfig;
-use crate::layers::{Activation, Linear, rms_norm};
+use crate::layers::{Activation, Kernels, Linear, RmsNorm, rope, softmax_last_dim};
 use crate::rope::MultimodalRotary;
 
 /// Cached keys and values of every layer, `[batch, kv_heads, positions, head_dim]`,
@@ -46,6 +46,7 @@ pub struct Attention {
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
+    pub kernels: Kernels,
 }
 
 impl Attention {
@@ -59,6 +60,7 @@ impl Attention {
             num_heads: cfg.num_attention_heads,
             num_kv_heads: cfg.num_key_value_heads,
             head_dim: hd,
+            kernels: Kernels::Fused,
         })
     }
 
@@ -73,13 +75,14 @@ impl Attention {
     }
 
     /// `xs [b, l, hidden]`; `mask [b, 1, l, cached + l]` additive, or `None` when nothing is
-    /// masked (a single decoding step without padding).
+    /// masked (a single decoding step without padding). Without a cache (training), keys and
+    /// values are those of `xs` alone.
     pub fn forward(
         &self,
         xs: &Tensor,
-        rope: &RopeTables,
+        tables: &RopeTables,
         mask: Option<&Tensor>,
-        cache: &mut candle_nn::kv_cache::KvCache,
+        cache: Option<&mut candle_nn::kv_cache::KvCache>,
     ) -> Result<Tensor> {
         let (b, l, _) = xs.dims3()?;
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
@@ -87,9 +90,12 @@ impl Attention {
         let q = heads(self.q_proj.forward(xs)?, nh)?;
         let k = heads(self.k_proj.forward(xs)?, nkv)?;
         let v = heads(self.v_proj.forward(xs)?, nkv)?;
-        let q = candle_nn::rotary_emb::rope(&q, &rope.cos, &rope.sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, &rope.cos, &rope.sin)?;
-        let (k, v) = cache.append(&k, &v)?;
+        let q = rope(&q, &tables.cos, &tables.sin, self.kernels)?;
+        let k = rope(&k, &tables.cos, &tables.sin, self.kernels)?;
+        let (k, v) = match cache {
+            Some(cache) => cache.append(&k, &v)?,
+            None => (k, v),
+        };
         let t = k.dim(2)?;
 
         // Grouped-query attention without copying keys: the `group` query heads that share a
@@ -104,7 +110,7 @@ impl Attention {
                 .reshape((b, nkv, group * l, t))?,
             None => scores,
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = softmax_last_dim(&scores, self.kernels)?;
         let out = probs.matmul(&v)?.reshape((b, nh, l, hd))?.transpose(1, 2)?.reshape((b, l, nh * hd))?;
         self.o_proj.forward(&out)
     }
@@ -152,8 +158,8 @@ impl DecoderLayer {
         Ok(Self {
             self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
             mlp: Mlp::new(cfg, vb.pp("mlp"))?,
-            input_layernorm: rms_norm(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("input_layernorm"))?,
-            post_attention_layernorm: rms_norm(
+            input_layernorm: RmsNorm::load(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("input_layernorm"))?,
+            post_attention_layernorm: RmsNorm::load(
                 cfg.hidden_size,
                 cfg.rms_norm_eps,
                 vb.pp("post_attention_layernorm"),
@@ -166,7 +172,7 @@ impl DecoderLayer {
         xs: &Tensor,
         rope: &RopeTables,
         mask: Option<&Tensor>,
-        cache: &mut candle_nn::kv_cache::KvCache,
+        cache: Option<&mut candle_nn::kv_cache::KvCache>,
     ) -> Result<Tensor> {
         let h = self.self_attn.forward(&self.input_layernorm.forward(xs)?, rope, mask, cache)?;
         let xs = (xs + h)?;
@@ -193,7 +199,7 @@ impl TextModel {
         Ok(Self {
             embed_tokens: Embedding::new(embed, cfg.hidden_size),
             layers,
-            norm: rms_norm(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("norm"))?,
+            norm: RmsNorm::load(cfg.hidden_size, cfg.rms_norm_eps, vb.pp("norm"))?,
             rotary: MultimodalRotary::new(cfg.head_dim(), cfg.rope_theta, &cfg.mrope_section),
             cfg: cfg.clone(),
         })
@@ -201,6 +207,16 @@ impl TextModel {
 
     pub fn config(&self) -> &TextConfig {
         &self.cfg
+    }
+
+    /// Fused kernels for inference, differentiable ones for training.
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        for layer in &mut self.layers {
+            layer.input_layernorm.kernels = kernels;
+            layer.post_attention_layernorm.kernels = kernels;
+            layer.self_attn.kernels = kernels;
+        }
+        self.norm.kernels = kernels;
     }
 
     pub fn dtype(&self) -> DType {
@@ -224,17 +240,19 @@ impl TextModel {
 
     /// Runs the decoder over `embeds [b, l, hidden]` after what `cache` holds and returns the
     /// normed hidden states. With `upto_layer`, stops after that many layers (no final norm).
+    /// Without a cache (training), the sequence attends only to itself.
     pub fn forward_embeds(
         &self,
         embeds: &Tensor,
         rope: &RopeTables,
         mask: Option<&Tensor>,
-        cache: &mut KvCache,
+        mut cache: Option<&mut KvCache>,
         upto_layer: Option<usize>,
     ) -> Result<Tensor> {
         let mut xs = embeds.clone();
         let n = upto_layer.unwrap_or(self.layers.len()).min(self.layers.len());
-        for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()).take(n) {
+        for (i, layer) in self.layers.iter().enumerate().take(n) {
+            let layer_cache = cache.as_mut().map(|c| &mut c.layers[i]);
             xs = layer.forward(&xs, rope, mask, layer_cache)?;
         }
         if upto_layer.is_some() {

