@@ -90,7 +90,8 @@ impl Attention {
         let q = heads(self.q_proj.forward(xs)?, nh)?;
         let k = heads(self.k_proj.forward(xs)?, nkv)?;
         let v = heads(self.v_proj.forward(xs)?, nkv)?;
-        let q = rope(&q, &tables.cos, &tables.sin, self.kernels)?;
+        // Scale q instead of the (much larger) scores.
+        let q = (rope(&q, &tables.cos, &tables.sin, self.kernels)? * (1.0 / (hd as f64).sqrt()))?;
         let k = rope(&k, &tables.cos, &tables.sin, self.kernels)?;
         let (k, v) = match cache {
             Some(cache) => cache.append(&k, &v)?,
@@ -102,7 +103,7 @@ impl Attention {
         // key/value head are stacked along the query axis.
         let group = nh / nkv;
         let q = q.reshape((b, nkv, group * l, hd))?;
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
+        let scores = q.matmul(&k.t()?)?;
         let scores = match mask {
             Some(mask) => scores
                 .reshape((b, nkv, group, l, t))?

@@ -96,15 +96,18 @@ impl VisionAttention {
         let split = |i: usize| -> Result<Tensor> {
             qkv.narrow(1, i, 1)?.squeeze(1)?.transpose(0, 1)?.unsqueeze(0)?.contiguous()
         };
-        let rotate = |t: Tensor| -> Result<Tensor> {
+        // The softmax scale is folded into q (a pass over [patches, dim]) rather than applied
+        // to the scores (a pass over [heads, patches, patches]).
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let rotate = |t: Tensor, scale: f64| -> Result<Tensor> {
             rope(&t.to_dtype(DType::F32)?, &inputs.cos, &inputs.sin, self.kernels)?
+                .affine(scale, 0.0)?
                 .to_dtype(dtype)?
                 .squeeze(0)
         };
-        let q = rotate(split(0)?)?;
-        let k = rotate(split(1)?)?;
+        let q = rotate(split(0)?, scale)?;
+        let k = rotate(split(1)?, 1.0)?;
         let v = split(2)?.squeeze(0)?;
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
 
         let mut outputs = Vec::with_capacity(inputs.segments.len());
         for &(start, images, len) in &inputs.segments {
@@ -115,7 +118,7 @@ impl VisionAttention {
                     .reshape((self.num_heads * images, len, self.head_dim))
             };
             let (q, k, v) = (take(&q)?, take(&k)?, take(&v)?);
-            let scores = (q.matmul(&k.t()?)? * scale)?;
+            let scores = q.matmul(&k.t()?)?;
             let probs = softmax_last_dim(&scores, self.kernels)?;
             let out = probs.matmul(&v)?;
             outputs.push(out.reshape((self.num_heads, images * len, self.head_dim))?);
