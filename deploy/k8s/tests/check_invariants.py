@@ -156,8 +156,8 @@ def rule_images_pinned(r: Rendering):
             yield Violation("images-pinned", ident(obj, c), f"image {image!r} uses :latest")
 
 
-def worker_env(r: Rendering, container: dict) -> dict[str, str]:
-    """The worker container's environment as Kubernetes would build it (literal
+def container_env(r: Rendering, container: dict) -> dict[str, str]:
+    """A container's environment as Kubernetes would build it (literal
     values and ConfigMap-sourced ones; Secret-sourced ones are left out)."""
     env: dict[str, str] = {}
     for source in container.get("envFrom") or []:
@@ -175,18 +175,20 @@ def worker_env(r: Rendering, container: dict) -> dict[str, str]:
     return env
 
 
-def max_batch_seconds(env: dict[str, str]) -> tuple[float | None, str]:
-    """APP_WORKER__MAX_BATCH_SECONDS as the worker resolves it: the environment
-    overrides config/{APP_ENVIRONMENT}.yaml, which overrides config/base.yaml."""
-    if "APP_WORKER__MAX_BATCH_SECONDS" in env:
-        return float(env["APP_WORKER__MAX_BATCH_SECONDS"]), "APP_WORKER__MAX_BATCH_SECONDS"
+def setting(env: dict[str, str], section: str, key: str) -> tuple[float | None, str]:
+    """A numeric setting as the services resolve it (crates/core configuration.rs):
+    APP_<SECTION>__<KEY> overrides config/{APP_ENVIRONMENT}.yaml, which overrides
+    config/base.yaml."""
+    var = f"APP_{section.upper()}__{key.upper()}"
+    if var in env:
+        return float(env[var]), var
     environment = env.get("APP_ENVIRONMENT", "local")
     for name in (f"{environment}.yaml", "base.yaml"):
         path = REPO / "config" / name
         if path.is_file():
-            value = ((yaml.safe_load(path.read_text()) or {}).get("worker") or {}).get("max_batch_seconds")
+            value = ((yaml.safe_load(path.read_text()) or {}).get(section) or {}).get(key)
             if value is not None:
-                return float(value), f"config/{name} worker.max_batch_seconds"
+                return float(value), f"config/{name} {section}.{key}"
     return None, "nowhere"
 
 
@@ -217,7 +219,7 @@ def rule_worker(r: Rendering):
     if not ((c.get("lifecycle") or {}).get("preStop")):
         yield Violation("worker", where, "no preStop hook to stop consuming")
     mounts = {m["mountPath"]: m for m in c.get("volumeMounts") or []}
-    model_dir = worker_env(r, c).get("APP_WORKER__MODEL_DIR")
+    model_dir = container_env(r, c).get("APP_WORKER__MODEL_DIR")
     if not model_dir or model_dir not in mounts or not mounts[model_dir].get("readOnly"):
         yield Violation("worker", where, f"model dir {model_dir!r} is not a read-only mount")
     if "/tmp" not in mounts:
@@ -233,7 +235,7 @@ def rule_worker_grace(r: Rendering):
     if c is None:
         return
     where = ident(dep, c)
-    seconds, source = max_batch_seconds(worker_env(r, c))
+    seconds, source = setting(container_env(r, c), "worker", "max_batch_seconds")
     grace = pod.get("terminationGracePeriodSeconds", 30)
     if seconds is None:
         yield Violation("worker-grace", where, "APP_WORKER__MAX_BATCH_SECONDS is set nowhere "
@@ -242,6 +244,22 @@ def rule_worker_grace(r: Rendering):
         yield Violation("worker-grace", ident(dep), f"terminationGracePeriodSeconds {grace} does not exceed "
                         f"max batch seconds {seconds:g} (from {source}) + {GRACE_MARGIN_SECONDS}s margin: "
                         "scale-down would kill batches in flight")
+
+
+def rule_http_grace(r: Rendering):
+    """ingest and api get SIGTERM, then application.shutdown_grace_seconds to finish
+    requests in flight: the pod's grace period must cover it."""
+    for name in ("easel-ingest", "easel-api"):
+        dep = r.get("Deployment", name)
+        if dep is None:
+            yield Violation("http-grace", f"Deployment/{name}", "missing")
+            continue
+        pod = dep["spec"]["template"]["spec"]
+        seconds, source = setting(container_env(r, pod["containers"][0]), "application", "shutdown_grace_seconds")
+        grace = pod.get("terminationGracePeriodSeconds", 30)
+        if seconds is not None and grace <= seconds:
+            yield Violation("http-grace", ident(dep), f"terminationGracePeriodSeconds {grace} does not exceed "
+                            f"shutdown grace {seconds:g}s (from {source}): requests in flight would be cut")
 
 
 def rule_no_literal_secrets(r: Rendering):
@@ -405,6 +423,7 @@ RULES = [
     rule_images_pinned,
     rule_worker,
     rule_worker_grace,
+    rule_http_grace,
     rule_no_literal_secrets,
     rule_references,
     rule_autoscaling,
@@ -469,6 +488,9 @@ MUTATIONS = [
      lambda d: _worker(d)["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=60)),
     ("a max batch time longer than the grace period", "worker-grace",
      lambda d: _worker_config(d)["data"].update(APP_WORKER__MAX_BATCH_SECONDS="600")),
+    ("an API grace period shorter than its HTTP shutdown grace", "http-grace",
+     lambda d: next(x for x in d if x.get("kind") == "Deployment" and x["metadata"]["name"] == "easel-api")
+     ["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=5)),
     ("a literal Secret in production", "no-literal-secrets",
      lambda d: d.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "easel-database"},
                          "stringData": {"url": "postgres://easel:hunter2@db/easel"}})),

@@ -9,7 +9,7 @@
 // by KEDA. So this also walks each object against the property names in the
 // package's type declarations and rejects fields KEDA does not know.
 import { readFileSync, existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import * as keda from "@kubernetes-models/keda/keda.sh/v1alpha1";
@@ -107,7 +107,7 @@ let failed = 0;
 
 for (const { file, obj } of objects) {
   const errors = validate(obj);
-  const name = `${file}: ${obj.kind}/${obj.metadata?.name}`;
+  const name = `${basename(file, ".yaml")}: ${obj.kind}/${obj.metadata?.name}`;
   if (errors.length) {
     failed++;
     console.log(`  FAIL  ${name}`);
