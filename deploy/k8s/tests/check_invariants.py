@@ -35,7 +35,7 @@ GRACE_MARGIN_SECONDS = 10
 # and the keys the manifests read from them.
 EXTERNAL_SECRETS = {
     "easel-database": {"url"},
-    "easel-rabbitmq": {"url", "management-url", "username", "password"},
+    "easel-rabbitmq": {"url", "management-url"},
     "easel-s3": {"access-key-id", "secret-access-key"},
 }
 
