@@ -30,8 +30,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
 COPY --from=build /out/easel-api /usr/local/bin/easel-api
-# Settings are read from ./config (base.yaml + production.yaml) and then APP_* variables;
-# migrations/ ride along so that every image of a release carries the schema it expects.
+# Settings are read from ./config (base.yaml + production.yaml) and then APP_* variables.
+# The migrations are compiled into the binary (sqlx::migrate!); the folder rides along so
+# that an operator can read, in the image, the schema a release expects.
 COPY config/ /app/config/
 COPY migrations/ /app/migrations/
 ENV APP_ENVIRONMENT=production

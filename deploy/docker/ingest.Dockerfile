@@ -30,8 +30,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
 COPY --from=build /out/easel-ingest /usr/local/bin/easel-ingest
-# Settings are read from ./config (base.yaml + production.yaml) and then APP_* variables;
-# `migrate` applies ./migrations.
+# Settings are read from ./config (base.yaml + production.yaml) and then APP_* variables.
+# The migrations are compiled into the binary (sqlx::migrate!); the folder rides along so
+# that an operator can read, in the image, the schema a release expects.
 COPY config/ /app/config/
 COPY migrations/ /app/migrations/
 ENV APP_ENVIRONMENT=production
