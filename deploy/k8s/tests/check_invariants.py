@@ -257,7 +257,10 @@ def rule_http_grace(r: Rendering):
         pod = dep["spec"]["template"]["spec"]
         seconds, source = setting(container_env(r, pod["containers"][0]), "application", "shutdown_grace_seconds")
         grace = pod.get("terminationGracePeriodSeconds", 30)
-        if seconds is not None and grace <= seconds:
+        if seconds is None:
+            yield Violation("http-grace", ident(dep), "application.shutdown_grace_seconds is set nowhere "
+                            "(manifests or config/*.yaml): cannot check the grace period")
+        elif grace <= seconds:
             yield Violation("http-grace", ident(dep), f"terminationGracePeriodSeconds {grace} does not exceed "
                             f"shutdown grace {seconds:g}s (from {source}): requests in flight would be cut")
 
