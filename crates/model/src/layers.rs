@@ -21,6 +21,8 @@ pub enum Activation {
 impl Module for Activation {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
+            #[cfg(feature = "cuda")]
+            Self::QuickGelu if crate::cuda::applies(xs) => crate::cuda::quick_gelu(xs),
             Self::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
             Self::Gelu => xs.gelu_erf(),
             Self::GeluPytorchTanh => xs.gelu(),
@@ -180,6 +182,8 @@ impl Module for RmsNorm {
 /// Softmax over the last axis.
 pub fn softmax_last_dim(xs: &Tensor, kernels: Kernels) -> Result<Tensor> {
     match kernels {
+        #[cfg(feature = "cuda")]
+        Kernels::Fused if crate::cuda::applies(xs) => crate::cuda::softmax_last_dim(xs),
         Kernels::Fused => candle_nn::ops::softmax_last_dim(xs),
         Kernels::Differentiable => candle_nn::ops::softmax(xs, candle_core::D::Minus1),
     }

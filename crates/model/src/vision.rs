@@ -88,6 +88,22 @@ impl VisionAttention {
         [("qkv", &mut self.qkv), ("proj", &mut self.proj)]
     }
 
+    /// The split + rotary + scale of `qkv [n, 3, heads, head_dim]` as one CUDA kernel, when it
+    /// applies (bf16 on a GPU, inference).
+    #[cfg(feature = "cuda")]
+    fn fused_qkv(&self, qkv: &Tensor, inputs: &VisionInputs, scale: f64) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+        if self.kernels != Kernels::Fused || !crate::cuda::applies(qkv) {
+            return Ok(None);
+        }
+        let flat = qkv.reshape((qkv.dim(0)?, 3 * self.num_heads * self.head_dim))?;
+        crate::cuda::vision_qkv_rope(&flat, &inputs.cos, &inputs.sin, self.num_heads, self.head_dim, scale).map(Some)
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn fused_qkv(&self, _: &Tensor, _: &VisionInputs, _: f64) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+        Ok(None)
+    }
+
     pub fn forward(&self, xs: &Tensor, inputs: &VisionInputs) -> Result<Tensor> {
         let (n, dim) = xs.dims2()?;
         let dtype = xs.dtype();
@@ -105,9 +121,10 @@ impl VisionAttention {
                 .to_dtype(dtype)?
                 .squeeze(0)
         };
-        let q = rotate(split(0)?, scale)?;
-        let k = rotate(split(1)?, 1.0)?;
-        let v = split(2)?.squeeze(0)?;
+        let (q, k, v) = match self.fused_qkv(&qkv, inputs, scale)? {
+            Some(qkv) => qkv,
+            None => (rotate(split(0)?, scale)?, rotate(split(1)?, 1.0)?, split(2)?.squeeze(0)?),
+        };
 
         let mut outputs = Vec::with_capacity(inputs.segments.len());
         for &(start, images, len) in &inputs.segments {
