@@ -1,0 +1,193 @@
+//! The evaluation report: `report.json` (everything), `report.md` (tables for a paper or a
+//! jury), and SVG plots: predicted vs true overall score, residuals, and per-dimension bars.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::error::{Result, TrainError};
+use crate::eval::EvalReport;
+use crate::metrics::Estimate;
+
+pub const SCATTER_SVG: &str = "scatter_overall.svg";
+pub const RESIDUALS_SVG: &str = "residuals_overall.svg";
+pub const DIMENSIONS_SVG: &str = "dimensions.svg";
+
+fn plot_err(e: impl std::fmt::Display) -> TrainError {
+    TrainError::Report(e.to_string())
+}
+
+/// Writes `report.json`, `report.md` and the plots into `dir`.
+pub fn write_report(report: &EvalReport, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let json = serde_json::to_string_pretty(report).expect("serialises");
+    std::fs::write(dir.join("report.json"), json + "\n").map_err(|e| TrainError::io(dir.join("report.json"), e))?;
+    let pairs: Vec<(f32, f32)> = report.per_row.iter().filter_map(|r| Some((r.truth[0]?, r.predicted[0]))).collect();
+    scatter(&pairs, &dir.join(SCATTER_SVG))?;
+    residuals(&pairs, &dir.join(RESIDUALS_SVG))?;
+    dimension_bars(report, &dir.join(DIMENSIONS_SVG))?;
+    std::fs::write(dir.join("report.md"), markdown(report)).map_err(|e| TrainError::io(dir.join("report.md"), e))
+}
+
+fn fmt_est(e: &Estimate, digits: usize) -> String {
+    if e.value.is_nan() {
+        return "n/a".into();
+    }
+    if e.ci_low.is_nan() {
+        return format!("{:.*}", digits, e.value);
+    }
+    format!("{:.*} [{:.*}, {:.*}]", digits, e.value, digits, e.ci_low, digits, e.ci_high)
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.filter(|x| x.is_finite()).map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into())
+}
+
+pub fn markdown(r: &EvalReport) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Evaluation of `{}`\n", r.model_version);
+    let _ = writeln!(
+        md,
+        "Data: `{}`, {} rows. Intervals: 95% percentile bootstrap ({} resamples, seed {}). \
+         Kappa: quadratic weights over {} equal score bands.\n",
+        r.data, r.rows, r.options.resamples, r.options.seed, r.options.bands
+    );
+    let _ = writeln!(md, "## Scores\n");
+    let _ = writeln!(md, "| dimension | n | Pearson r | Spearman ρ | MAE | RMSE | QWK |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for d in &r.dimensions {
+        let a = &d.agreement;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            d.name,
+            a.n,
+            fmt_est(&a.pearson, 3),
+            fmt_est(&a.spearman, 3),
+            fmt_est(&a.mae, 2),
+            fmt_est(&a.rmse, 2),
+            fmt_est(&a.qwk, 3)
+        );
+    }
+    let _ = writeln!(md, "\n![predicted vs true]({SCATTER_SVG})\n\n![residuals]({RESIDUALS_SVG})\n\n![per dimension]({DIMENSIONS_SVG})\n");
+    if !r.raters.model_vs_rater.is_empty() {
+        let _ = writeln!(md, "## Agreement with human raters (overall score)\n");
+        let _ = writeln!(md, "| pair | n | Pearson r | MAE | QWK |");
+        let _ = writeln!(md, "|---|---|---|---|---|");
+        for p in r.raters.model_vs_rater.iter().chain(&r.raters.rater_vs_rater) {
+            let a = &p.agreement;
+            let _ = writeln!(md, "| {} vs {} | {} | {} | {} | {} |", p.a, p.b, a.n, fmt_est(&a.pearson, 3), fmt_est(&a.mae, 2), fmt_est(&a.qwk, 3));
+        }
+        let _ = writeln!(
+            md,
+            "\nMean Pearson r, model vs raters: {}; raters vs raters: {}.\n",
+            fmt_opt(r.raters.mean_model_rater_pearson),
+            fmt_opt(r.raters.mean_inter_rater_pearson)
+        );
+    }
+    let c = &r.critique;
+    let _ = writeln!(md, "## Critiques\n");
+    match (&c.similarity, &c.embedder) {
+        (Some(s), Some(name)) => {
+            let _ = writeln!(md, "Cosine similarity to the expert critiques ({name}, {} pairs): {}.\n", c.pairs, fmt_est(s, 3));
+        }
+        _ => {
+            let _ = writeln!(md, "Critique similarity: not computed ({} pairs; needs expert critiques, generated critiques and the sentence-embedding model).\n", c.pairs);
+        }
+    }
+    let _ = writeln!(md, "| rubric dimension | generated critiques mentioning it | expert critiques |");
+    let _ = writeln!(md, "|---|---|---|");
+    for (i, (name, share)) in c.generated_coverage.per_dimension.iter().enumerate() {
+        let reference = c.reference_coverage.as_ref().map(|rc| rc.per_dimension[i].1);
+        let _ = writeln!(md, "| {name} | {} | {} |", fmt_opt(Some(*share)), fmt_opt(reference));
+    }
+    let _ = writeln!(
+        md,
+        "| all five | {} | {} |",
+        fmt_opt(Some(c.generated_coverage.all_five)),
+        fmt_opt(c.reference_coverage.as_ref().map(|rc| rc.all_five))
+    );
+    md
+}
+
+fn scatter(pairs: &[(f32, f32)], path: &Path) -> Result<()> {
+    let root = SVGBackend::new(path, (640, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Overall score: predicted vs true", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f32..100f32, 0f32..100f32)
+        .map_err(plot_err)?;
+    chart.configure_mesh().x_desc("true").y_desc("predicted").draw().map_err(plot_err)?;
+    chart.draw_series(LineSeries::new([(0f32, 0f32), (100.0, 100.0)], BLACK.mix(0.4))).map_err(plot_err)?;
+    chart
+        .draw_series(pairs.iter().map(|&(t, p)| Circle::new((t, p), 3, BLUE.mix(0.7).filled())))
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)
+}
+
+fn residuals(pairs: &[(f32, f32)], path: &Path) -> Result<()> {
+    let span = pairs.iter().map(|(t, p)| (p - t).abs()).fold(10f32, f32::max).ceil();
+    let root = SVGBackend::new(path, (640, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Residuals (predicted − true) by true overall score", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f32..100f32, -span..span)
+        .map_err(plot_err)?;
+    chart.configure_mesh().x_desc("true").y_desc("residual").draw().map_err(plot_err)?;
+    chart.draw_series(LineSeries::new([(0f32, 0f32), (100.0, 0.0)], BLACK.mix(0.4))).map_err(plot_err)?;
+    chart
+        .draw_series(pairs.iter().map(|&(t, p)| Circle::new((t, p - t), 3, RED.mix(0.7).filled())))
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)
+}
+
+/// Pearson r per dimension with its interval as a whisker.
+fn dimension_bars(report: &EvalReport, path: &Path) -> Result<()> {
+    let dims = &report.dimensions;
+    let root = SVGBackend::new(path, (640, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let n = dims.len().max(1);
+    let names: Vec<String> = dims.iter().map(|d| d.name.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Pearson r per dimension (95% CI)", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f32..n as f32, -1f32..1f32)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n + 1)
+        .x_label_formatter(&|x| {
+            let i = (*x - 0.5).round();
+            if (*x - 0.5 - i).abs() < 1e-3 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+        })
+        .y_desc("Pearson r")
+        .draw()
+        .map_err(plot_err)?;
+    let finite = |v: f64| if v.is_finite() { v as f32 } else { 0.0 };
+    chart
+        .draw_series(dims.iter().enumerate().map(|(i, d)| {
+            let r = finite(d.agreement.pearson.value);
+            Rectangle::new([(i as f32 + 0.15, 0.0), (i as f32 + 0.85, r)], BLUE.mix(0.6).filled())
+        }))
+        .map_err(plot_err)?;
+    chart
+        .draw_series(dims.iter().enumerate().filter(|(_, d)| d.agreement.pearson.ci_low.is_finite()).map(|(i, d)| {
+            let x = i as f32 + 0.5;
+            PathElement::new(
+                vec![(x, finite(d.agreement.pearson.ci_low)), (x, finite(d.agreement.pearson.ci_high))],
+                BLACK.stroke_width(2),
+            )
+        }))
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)
+}
