@@ -1,0 +1,182 @@
+//! `results`: the model's assessments, one per submission and model version.
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use sqlx::PgPool;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::submissions::{Failure, mark_failed};
+use crate::domain::RubricScores;
+
+/// One assessment to store.
+#[derive(Debug, Clone)]
+pub struct NewResult {
+    pub submission_id: Uuid,
+    pub competition_id: Uuid,
+    pub model_version: String,
+    /// The leaderboard score (rubric-weighted or overall).
+    pub score: f32,
+    pub scores: RubricScores,
+    pub critique: String,
+    pub new_tokens: i32,
+    /// Per-stage times in milliseconds.
+    pub timings: serde_json::Value,
+}
+
+/// Writes a batch's outcome in one transaction: the results (a result that already exists is
+/// left alone), their submissions marked done, and the failures marked failed.
+pub async fn record_batch(pool: &PgPool, results: &[NewResult], failures: &[Failure]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if !results.is_empty() {
+        let f = |pick: fn(&RubricScores) -> f32| results.iter().map(|r| pick(&r.scores)).collect::<Vec<f32>>();
+        sqlx::query(
+            "INSERT INTO results (id, submission_id, competition_id, model_version, score, overall, originality, \
+                                  color, texture, composition, content, critique, new_tokens, timings) \
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::real[], $6::real[], $7::real[], \
+                                  $8::real[], $9::real[], $10::real[], $11::real[], $12::text[], $13::int4[], $14::jsonb[]) \
+             ON CONFLICT (submission_id, model_version) DO NOTHING",
+        )
+        .bind(results.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+        .bind(results.iter().map(|r| r.submission_id).collect::<Vec<_>>())
+        .bind(results.iter().map(|r| r.competition_id).collect::<Vec<_>>())
+        .bind(results.iter().map(|r| r.model_version.clone()).collect::<Vec<_>>())
+        .bind(results.iter().map(|r| r.score).collect::<Vec<_>>())
+        .bind(f(|s| s.overall.value()))
+        .bind(f(|s| s.originality.value()))
+        .bind(f(|s| s.color.value()))
+        .bind(f(|s| s.texture.value()))
+        .bind(f(|s| s.composition.value()))
+        .bind(f(|s| s.content.value()))
+        .bind(results.iter().map(|r| r.critique.clone()).collect::<Vec<_>>())
+        .bind(results.iter().map(|r| r.new_tokens).collect::<Vec<_>>())
+        .bind(results.iter().map(|r| r.timings.clone()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE submissions SET status = 'done', failure_code = NULL, failure_reason = NULL, updated_at = now() \
+             WHERE id = ANY($1) AND status <> 'done'",
+        )
+        .bind(results.iter().map(|r| r.submission_id).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    mark_failed(&mut *tx, failures).await?;
+    tx.commit().await
+}
+
+/// A stored assessment.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ResultRecord {
+    pub submission_id: Uuid,
+    pub external_id: Option<String>,
+    pub model_version: String,
+    pub score: f32,
+    pub overall: f32,
+    pub originality: f32,
+    pub color: f32,
+    pub texture: f32,
+    pub composition: f32,
+    pub content: f32,
+    pub critique: String,
+    pub new_tokens: i32,
+    pub timings: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+const RESULT_COLUMNS: &str = "r.submission_id, s.external_id, r.model_version, r.score, r.overall, r.originality, \
+     r.color, r.texture, r.composition, r.content, r.critique, r.new_tokens, r.timings, r.created_at";
+
+/// The newest result of a submission (of any model version).
+pub async fn latest_for_submission(pool: &PgPool, submission_id: Uuid) -> Result<Option<ResultRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RESULT_COLUMNS} FROM results r JOIN submissions s ON s.id = r.submission_id \
+         WHERE r.submission_id = $1 ORDER BY r.created_at DESC LIMIT 1"
+    ))
+    .bind(submission_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The model version that most recently scored a competition.
+pub async fn latest_model_version(pool: &PgPool, competition_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT model_version FROM results WHERE competition_id = $1 ORDER BY created_at DESC LIMIT 1")
+        .bind(competition_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Where a leaderboard page starts: after this (score, submission) in descending order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeaderboardCursor {
+    pub score: f32,
+    pub submission_id: Uuid,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeaderboardQuery {
+    pub competition_id: Uuid,
+    pub model_version: String,
+    pub min_score: Option<f32>,
+    pub max_score: Option<f32>,
+    pub after: Option<LeaderboardCursor>,
+    pub limit: i64,
+}
+
+/// One page of a competition's leaderboard, best first (ties broken by submission id), by
+/// keyset pagination over the `results_leaderboard` index.
+pub async fn leaderboard(pool: &PgPool, query: &LeaderboardQuery) -> Result<Vec<ResultRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RESULT_COLUMNS} FROM results r JOIN submissions s ON s.id = r.submission_id \
+         WHERE r.competition_id = $1 AND r.model_version = $2 \
+           AND ($3::real IS NULL OR r.score >= $3) AND ($4::real IS NULL OR r.score <= $4) \
+           AND ($5::real IS NULL OR (r.score, r.submission_id) < ($5, $6)) \
+         ORDER BY r.score DESC, r.submission_id DESC LIMIT $7"
+    ))
+    .bind(query.competition_id)
+    .bind(&query.model_version)
+    .bind(query.min_score)
+    .bind(query.max_score)
+    .bind(query.after.map(|c| c.score))
+    .bind(query.after.map(|c| c.submission_id))
+    .bind(query.limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// A row of an export: every submission of a competition with its result, if any, for one
+/// model version.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExportRow {
+    pub submission_id: Uuid,
+    pub external_id: Option<String>,
+    pub status: String,
+    pub failure_code: Option<String>,
+    pub model_version: Option<String>,
+    pub score: Option<f32>,
+    pub overall: Option<f32>,
+    pub originality: Option<f32>,
+    pub color: Option<f32>,
+    pub texture: Option<f32>,
+    pub composition: Option<f32>,
+    pub content: Option<f32>,
+    pub critique: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Streams a competition's export rows in submission order, without loading them all.
+pub fn export(
+    pool: &PgPool,
+    competition_id: Uuid,
+    model_version: Option<String>,
+) -> impl Stream<Item = Result<ExportRow, sqlx::Error>> + '_ {
+    sqlx::query_as(
+        "SELECT s.id AS submission_id, s.external_id, s.status, s.failure_code, r.model_version, r.score, r.overall, \
+                r.originality, r.color, r.texture, r.composition, r.content, r.critique, s.created_at \
+         FROM submissions s LEFT JOIN results r ON r.submission_id = s.id AND r.model_version = $2 \
+         WHERE s.competition_id = $1 ORDER BY s.created_at, s.id",
+    )
+    .bind(competition_id)
+    .bind(model_version)
+    .fetch(pool)
+}

@@ -1,0 +1,254 @@
+//! `submissions` and, written in the same transaction, their jobs in `outbox`.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::domain::{Description, ExternalId, JobMessage, RubricWeights, SubmissionStatus};
+
+/// A validated, stored image waiting for its row.
+#[derive(Debug, Clone)]
+pub struct NewSubmission {
+    pub competition_id: Uuid,
+    pub external_id: Option<ExternalId>,
+    pub image_key: String,
+    pub image_sha256: String,
+    pub image_format: String,
+    pub image_bytes: i64,
+    pub width: i32,
+    pub height: i32,
+    pub description: Option<Description>,
+}
+
+/// What an insert came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub id: Uuid,
+    pub status: SubmissionStatus,
+    /// False when the external id was already taken: `id` is the existing submission.
+    pub created: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct IdAndStatus {
+    id: Uuid,
+    status: String,
+}
+
+impl IdAndStatus {
+    fn status(&self) -> Result<SubmissionStatus, sqlx::Error> {
+        parse_status(&self.status)
+    }
+}
+
+fn parse_status(status: &str) -> Result<SubmissionStatus, sqlx::Error> {
+    SubmissionStatus::parse(status).ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status:?}").into()))
+}
+
+/// The submission a competition already has under `external_id`.
+pub async fn find_by_external_id(
+    db: impl PgExecutor<'_>,
+    competition_id: Uuid,
+    external_id: &ExternalId,
+) -> Result<Option<Inserted>, sqlx::Error> {
+    let row: Option<IdAndStatus> =
+        sqlx::query_as("SELECT id, status FROM submissions WHERE competition_id = $1 AND external_id = $2")
+            .bind(competition_id)
+            .bind(external_id.as_str())
+            .fetch_optional(db)
+            .await?;
+    row.map(|r| Ok(Inserted { id: r.id, status: r.status()?, created: false })).transpose()
+}
+
+/// Inserts the submissions and their jobs in one transaction, so that a crash leaves either
+/// both or neither. An entry whose external id is taken (by an earlier request or an earlier
+/// entry of the same batch) comes back as the existing submission, without a new job.
+pub async fn insert_with_jobs(pool: &PgPool, entries: &[NewSubmission]) -> Result<Vec<Inserted>, sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = entries.iter().map(|_| Uuid::now_v7()).collect();
+    let column = |f: fn(&NewSubmission) -> String| entries.iter().map(f).collect::<Vec<_>>();
+    let mut tx = pool.begin().await?;
+    let created: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO submissions \
+           (id, competition_id, external_id, image_key, image_sha256, image_format, image_bytes, width, height, description) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                              $7::int8[], $8::int4[], $9::int4[], $10::text[]) \
+         ON CONFLICT (competition_id, external_id) DO NOTHING \
+         RETURNING id",
+    )
+    .bind(&ids)
+    .bind(entries.iter().map(|e| e.competition_id).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.external_id.as_ref().map(|x| x.as_str().to_string())).collect::<Vec<_>>())
+    .bind(column(|e| e.image_key.clone()))
+    .bind(column(|e| e.image_sha256.clone()))
+    .bind(column(|e| e.image_format.clone()))
+    .bind(entries.iter().map(|e| e.image_bytes).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.width).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.height).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.description.as_ref().map(|d| d.as_str().to_string())).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let created: std::collections::HashSet<Uuid> = created.into_iter().collect();
+    let mut outcome = Vec::with_capacity(entries.len());
+    let mut job_ids = Vec::new();
+    let mut job_payloads = Vec::new();
+    for (id, entry) in ids.iter().zip(entries) {
+        if created.contains(id) {
+            let job = JobMessage { submission_id: *id, image_key: entry.image_key.clone() };
+            job_ids.push(*id);
+            job_payloads.push(Json(job));
+            outcome.push(Inserted { id: *id, status: SubmissionStatus::Queued, created: true });
+        } else {
+            let external_id = entry.external_id.as_ref().ok_or_else(|| {
+                sqlx::Error::Protocol("a submission without an external id was not inserted".into())
+            })?;
+            let existing = find_by_external_id(&mut *tx, entry.competition_id, external_id)
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?;
+            outcome.push(existing);
+        }
+    }
+    sqlx::query("INSERT INTO outbox (submission_id, payload) SELECT * FROM UNNEST($1::uuid[], $2::jsonb[])")
+        .bind(&job_ids)
+        .bind(&job_payloads)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// What the worker needs to assess a submission, read when it takes a batch.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub competition_id: Uuid,
+    pub description: Option<String>,
+    pub rubric_weights: Option<Json<RubricWeights>>,
+    status: String,
+    /// Whether this model version already scored it (a redelivered job).
+    pub has_result: bool,
+}
+
+impl Claimed {
+    pub fn status(&self) -> Result<SubmissionStatus, sqlx::Error> {
+        parse_status(&self.status)
+    }
+}
+
+/// Marks the queued submissions among `ids` as processing and returns every one that exists,
+/// with whether `model_version` has already scored it.
+pub async fn claim(pool: &PgPool, ids: &[Uuid], model_version: &str) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH claimed AS ( \
+             UPDATE submissions SET status = 'processing', updated_at = now() \
+             WHERE id = ANY($1) AND status = 'queued' RETURNING id) \
+         SELECT s.id, s.competition_id, s.description, c.rubric_weights, \
+                CASE WHEN s.id IN (SELECT id FROM claimed) THEN 'processing' ELSE s.status END AS status, \
+                EXISTS (SELECT 1 FROM results r WHERE r.submission_id = s.id AND r.model_version = $2) AS has_result \
+         FROM submissions s JOIN competitions c ON c.id = s.competition_id \
+         WHERE s.id = ANY($1)",
+    )
+    .bind(ids)
+    .bind(model_version)
+    .fetch_all(pool)
+    .await
+}
+
+/// A submission that will never be scored, and why.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub submission_id: Uuid,
+    /// Stable and short (`image.truncated`, `image.missing`, `attempts_exhausted`, …).
+    pub code: String,
+    pub reason: String,
+}
+
+/// Marks submissions failed unless they are already done.
+pub async fn mark_failed(db: impl PgExecutor<'_>, failures: &[Failure]) -> Result<(), sqlx::Error> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE submissions s SET status = 'failed', failure_code = f.code, failure_reason = f.reason, updated_at = now() \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS f(id, code, reason) \
+         WHERE s.id = f.id AND s.status <> 'done'",
+    )
+    .bind(failures.iter().map(|f| f.submission_id).collect::<Vec<_>>())
+    .bind(failures.iter().map(|f| f.code.clone()).collect::<Vec<_>>())
+    .bind(failures.iter().map(|f| f.reason.clone()).collect::<Vec<_>>())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A submission as the read side shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SubmissionRecord {
+    pub id: Uuid,
+    pub competition_slug: String,
+    pub external_id: Option<String>,
+    pub image_sha256: String,
+    pub image_format: String,
+    pub width: i32,
+    pub height: i32,
+    pub description: Option<String>,
+    status: String,
+    pub failure_code: Option<String>,
+    pub failure_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SubmissionRecord {
+    pub fn status(&self) -> Result<SubmissionStatus, sqlx::Error> {
+        parse_status(&self.status)
+    }
+}
+
+pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<SubmissionRecord>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.id, c.slug AS competition_slug, s.external_id, s.image_sha256, s.image_format, s.width, s.height, \
+                s.description, s.status, s.failure_code, s.failure_reason, s.created_at, s.updated_at \
+         FROM submissions s JOIN competitions c ON c.id = s.competition_id WHERE s.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// How many of a competition's submissions are in each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub queued: i64,
+    pub processing: i64,
+    pub done: i64,
+    pub failed: i64,
+}
+
+impl Progress {
+    pub fn total(&self) -> i64 {
+        self.queued + self.processing + self.done + self.failed
+    }
+}
+
+pub async fn progress(pool: &PgPool, competition_id: Uuid) -> Result<Progress, sqlx::Error> {
+    let counts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM submissions WHERE competition_id = $1 GROUP BY status")
+            .bind(competition_id)
+            .fetch_all(pool)
+            .await?;
+    let mut progress = Progress::default();
+    for (status, count) in counts {
+        match parse_status(&status)? {
+            SubmissionStatus::Queued => progress.queued = count,
+            SubmissionStatus::Processing => progress.processing = count,
+            SubmissionStatus::Done => progress.done = count,
+            SubmissionStatus::Failed => progress.failed = count,
+        }
+    }
+    Ok(progress)
+}

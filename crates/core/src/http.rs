@@ -1,0 +1,254 @@
+//! The HTTP pieces every service shares: JSON errors, extractors whose rejections are JSON
+//! errors, `/healthz` `/readyz` `/metrics`, request ids, tracing and request metrics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::domain::ValidationError;
+
+/// An error response: `{"error": {"code": "...", "message": "..."}}` with a 4xx or 5xx status.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable (`image.truncated`, `competition.not_found`, …).
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status, code: code.into(), message: message.into() }
+    }
+
+    pub fn bad_request(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// A fault of ours or of a dependency: logged in full, shown to the client in general terms.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the request may be retried")
+    }
+
+    /// A dependency is down; the client may retry later.
+    pub fn unavailable(error: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %error, "dependency unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "a dependency is unavailable; retry later")
+    }
+
+    /// Maps a database error: transient ones are 503, the rest 500.
+    pub fn database(error: sqlx::Error) -> Self {
+        if crate::db::is_transient(&error) { Self::unavailable(error) } else { Self::internal(error) }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid.{}", e.field), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::new(rejection.status(), "invalid.body", rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::new(rejection.status(), "invalid.path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::new(rejection.status(), "invalid.query", rejection.body_text())
+    }
+}
+
+/// `axum::Json` whose rejection is an [`ApiError`].
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Path` whose rejection is an [`ApiError`].
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// `axum::extract::Query` whose rejection is an [`ApiError`].
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// The JSON 404 for paths no route matches.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint")
+}
+
+type CheckFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// The dependencies `/readyz` checks, each with a time limit.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, CheckFn)>,
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Readiness {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a check named `name` (`database`, `rabbitmq`, `s3`, `model`).
+    pub fn with<F, Fut, E>(mut self, name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let check: CheckFn = Arc::new(move || check().map(|r| r.map_err(|e| e.to_string())).boxed());
+        self.checks.push((name, check));
+        self
+    }
+
+    /// Runs every check at once; `Ok` if all passed, with each check's outcome.
+    pub async fn run(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
+        let outcomes = futures::future::join_all(self.checks.iter().map(|(name, check)| async move {
+            let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+            };
+            (*name, outcome)
+        }))
+        .await;
+        let ready = outcomes.iter().all(|(_, o)| o.is_ok());
+        let checks = outcomes
+            .into_iter()
+            .map(|(name, outcome)| (name.to_string(), serde_json::Value::String(outcome.err().unwrap_or_else(|| "ok".into()))))
+            .collect();
+        (ready, checks)
+    }
+}
+
+#[derive(Clone)]
+struct OpsState {
+    readiness: Readiness,
+    metrics: PrometheusHandle,
+}
+
+/// `/healthz` (the process is up), `/readyz` (its dependencies answer) and `/metrics`.
+pub fn ops_router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(OpsState { readiness, metrics })
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<OpsState>) -> Response {
+    let (ready, checks) = state.readiness.run().await;
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks });
+    (status, Json(body)).into_response()
+}
+
+async fn render_metrics(State(state): State<OpsState>) -> String {
+    state.metrics.render()
+}
+
+/// Adds request metrics (per matched route), request ids (`x-request-id`, generated when the
+/// client sends none, echoed back) and a tracing span per request, and the JSON 404.
+pub fn instrument(router: Router) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .route_layer(middleware::from_fn(track_http))
+        .fallback(not_found)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("http", method = %request.method(), uri = %request.uri(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn track_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let labels = [("method", method), ("path", path), ("status", response.status().as_u16().to_string())];
+    metrics::counter!(HTTP_REQUESTS_TOTAL_NAME, &labels).increment(1);
+    metrics::histogram!(HTTP_REQUEST_DURATION_NAME, &labels).record(started.elapsed().as_secs_f64());
+    response
+}
+
+const HTTP_REQUESTS_TOTAL_NAME: &str = crate::metrics::HTTP_REQUESTS_TOTAL;
+const HTTP_REQUEST_DURATION_NAME: &str = crate::metrics::HTTP_REQUEST_DURATION_SECONDS;
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}

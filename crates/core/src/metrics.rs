@@ -1,0 +1,109 @@
+//! Prometheus metrics shared by the services. Every process installs one recorder; `/metrics`
+//! renders it.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Jobs settled by a worker, by `outcome`: `done`, `duplicate` (already scored), `failed`,
+/// `retried`, `rejected` (unreadable message).
+pub const JOBS_TOTAL: &str = "easel_jobs_total";
+/// Jobs per model batch.
+pub const BATCH_SIZE: &str = "easel_batch_size";
+/// Time spent per pipeline stage (`stage` label, see [`Stage`]).
+pub const STAGE_SECONDS: &str = "easel_stage_seconds";
+/// Jobs of a stage-timed step: with [`STAGE_SECONDS`]' sum, gives the time per job of steps
+/// that run once per batch.
+pub const STAGE_JOBS_TOTAL: &str = "easel_stage_jobs_total";
+/// Messages ready in the jobs queue, as last seen.
+pub const QUEUE_DEPTH: &str = "easel_queue_depth";
+/// Jobs written but not yet published, as last seen.
+pub const OUTBOX_DEPTH: &str = "easel_outbox_depth";
+/// Uploads by `outcome`: `accepted`, `duplicate`, `rejected`.
+pub const SUBMISSIONS_TOTAL: &str = "easel_submissions_total";
+/// Seconds from publication to delivery to a worker.
+pub const QUEUE_WAIT_SECONDS: &str = "easel_queue_wait_seconds";
+pub const HTTP_REQUESTS_TOTAL: &str = "http_requests_total";
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "http_request_duration_seconds";
+
+/// A timed step of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Ingest: sniffing and decoding an upload to validate it.
+    Validate,
+    /// Ingest: S3 PutObject.
+    Store,
+    /// Ingest: the submission and outbox insert.
+    Insert,
+    /// Ingest: publishing a batch of outbox jobs with confirms.
+    Publish,
+    /// Worker: S3 GetObject.
+    Fetch,
+    /// Worker: decode, resize and patchify.
+    Decode,
+    /// Worker: marking a batch processing and reading its context.
+    Claim,
+    /// Worker: one model call for a batch.
+    Model,
+    /// Worker: the batch's result transaction.
+    Db,
+    /// Worker: acknowledging a batch's deliveries.
+    Ack,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Validate => "validate",
+            Stage::Store => "store",
+            Stage::Insert => "insert",
+            Stage::Publish => "publish",
+            Stage::Fetch => "fetch",
+            Stage::Decode => "decode",
+            Stage::Claim => "claim",
+            Stage::Model => "model",
+            Stage::Db => "db",
+            Stage::Ack => "ack",
+        }
+    }
+
+    /// Records that this stage took `elapsed` for `jobs` jobs.
+    pub fn record(self, elapsed: Duration, jobs: usize) {
+        metrics::histogram!(STAGE_SECONDS, "stage" => self.as_str()).record(elapsed.as_secs_f64());
+        metrics::counter!(STAGE_JOBS_TOTAL, "stage" => self.as_str()).increment(jobs as u64);
+    }
+
+    /// Times `work`, recording it for `jobs` jobs.
+    pub async fn time<T>(self, jobs: usize, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = work.await;
+        self.record(started.elapsed(), jobs);
+        out
+    }
+}
+
+pub fn job_outcome(outcome: &'static str, jobs: usize) {
+    metrics::counter!(JOBS_TOTAL, "outcome" => outcome).increment(jobs as u64);
+}
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process's recorder (once) and returns the handle `/metrics` renders.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let seconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]))
+                .map(|b| b.build_recorder())
+                .expect("the bucket lists are not empty");
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed, in which case ours records nothing
+            // but still renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,124 @@
+use futures::StreamExt;
+use lapin::acker::Acker;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection};
+
+use super::{QueueError, connect, declare_topology, ready_messages};
+use crate::configuration::RabbitMqSettings;
+use crate::domain::JobMessage;
+
+/// A consumer of the jobs queue with manual acks. It does not reconnect by itself: when
+/// [`JobConsumer::next`] ends, the owner opens a new one (the broker has already put the
+/// unacknowledged deliveries back in the queue).
+pub struct JobConsumer {
+    connection: Connection,
+    channel: Channel,
+    consumer: lapin::Consumer,
+    queue: String,
+}
+
+/// One job handed to this consumer; settle it with exactly one of ack, requeue or dead-letter.
+#[derive(Debug)]
+pub struct JobDelivery {
+    /// The job, or why its payload could not be read (such a delivery can only be dead-lettered).
+    pub job: Result<JobMessage, String>,
+    /// How many times the broker delivered this job before (0 on the first delivery).
+    pub previous_deliveries: u32,
+    /// When it was published (seconds since the epoch), if the publisher said.
+    pub published_at: Option<u64>,
+    acker: Acker,
+}
+
+impl JobConsumer {
+    /// Connects, declares the topology and starts consuming with `prefetch` unacknowledged
+    /// deliveries at most.
+    pub async fn connect(settings: &RabbitMqSettings, name: &str, prefetch: u16) -> Result<Self, QueueError> {
+        let connection = connect(settings, name).await?;
+        let channel = connection.create_channel().await?;
+        declare_topology(&channel, settings).await?;
+        channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+        let consumer = channel
+            .basic_consume(&settings.queue, name, BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
+        Ok(Self { connection, channel, consumer, queue: settings.queue.clone() })
+    }
+
+    /// The next delivery; `None` once the consumer is cancelled or its connection is gone.
+    pub async fn next(&mut self) -> Option<Result<JobDelivery, QueueError>> {
+        match self.consumer.next().await? {
+            Ok(delivery) => Some(Ok(JobDelivery::from(delivery))),
+            Err(e) => Some(Err(e.into())),
+        }
+    }
+
+    /// Asks the broker to stop sending; deliveries already sent still arrive through `next`.
+    pub async fn cancel(&self) -> Result<(), QueueError> {
+        self.channel.basic_cancel(self.consumer.tag().as_str(), BasicCancelOptions::default()).await?;
+        Ok(())
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected() && self.channel.status().connected()
+    }
+
+    /// Messages waiting in the jobs queue.
+    pub async fn queue_depth(&self) -> Result<u32, QueueError> {
+        ready_messages(&self.connection, &self.queue).await
+    }
+
+    /// Closes the connection; unacknowledged deliveries go back to the queue.
+    pub async fn close(&self) {
+        let _ = self.connection.close(200, "closing").await;
+    }
+}
+
+impl From<Delivery> for JobDelivery {
+    fn from(delivery: Delivery) -> Self {
+        let job = JobMessage::from_json(&delivery.data).map_err(|e| format!("unreadable job payload: {e}"));
+        let previous_deliveries = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|headers| headers.inner().get("x-delivery-count"))
+            .and_then(amqp_u32)
+            .unwrap_or(if delivery.redelivered { 1 } else { 0 });
+        let published_at = *delivery.properties.timestamp();
+        Self { job, previous_deliveries, published_at, acker: delivery.acker }
+    }
+}
+
+fn amqp_u32(value: &AMQPValue) -> Option<u32> {
+    let n: i64 = match *value {
+        AMQPValue::ShortShortInt(n) => n.into(),
+        AMQPValue::ShortShortUInt(n) => n.into(),
+        AMQPValue::ShortInt(n) => n.into(),
+        AMQPValue::ShortUInt(n) => n.into(),
+        AMQPValue::LongInt(n) => n.into(),
+        AMQPValue::LongUInt(n) => n.into(),
+        AMQPValue::LongLongInt(n) => n,
+        _ => return None,
+    };
+    u32::try_from(n).ok()
+}
+
+impl JobDelivery {
+    /// Done with: the broker forgets it.
+    pub async fn ack(&self) -> Result<(), QueueError> {
+        self.acker.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    /// Hands it back for another try (counts towards the queue's delivery limit).
+    pub async fn requeue(&self) -> Result<(), QueueError> {
+        self.acker.nack(BasicNackOptions { requeue: true, multiple: false }).await?;
+        Ok(())
+    }
+
+    /// Refuses it for good: the broker moves it to the dead-letter queue.
+    pub async fn dead_letter(&self) -> Result<(), QueueError> {
+        self.acker.nack(BasicNackOptions { requeue: false, multiple: false }).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! The images bucket: one wrapper over aws-sdk-s3 for every service (path-style, endpoint
+//! configurable, so SeaweedFS or MinIO serve as well as AWS).
+
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation, retry::RetryConfig};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+
+use crate::configuration::S3Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The object is not there: retrying will not help.
+    #[error("object {key} is not in bucket {bucket}")]
+    NotFound { bucket: String, key: String },
+    /// The store could not be reached or answered with an error; worth retrying.
+    #[error("S3 {operation} failed: {message}")]
+    Unavailable { operation: &'static str, message: String },
+}
+
+impl StorageError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StorageError::Unavailable { .. })
+    }
+
+    fn unavailable<E, R>(operation: &'static str, error: SdkError<E, R>) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        StorageError::Unavailable { operation, message: DisplayErrorContext(&error).to_string() }
+    }
+}
+
+/// The content-addressed key of an image: the same bytes always land on the same object, so a
+/// retried or repeated upload stores nothing new.
+pub fn image_key(sha256_hex: &str) -> String {
+    format!("images/sha256/{}/{sha256_hex}", &sha256_hex[..2.min(sha256_hex.len())])
+}
+
+/// The lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[derive(Clone, Debug)]
+pub struct ImageStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl ImageStore {
+    pub fn new(settings: &S3Settings) -> Self {
+        let credentials = Credentials::new(
+            settings.access_key_id.expose_secret(),
+            settings.secret_access_key.expose_secret(),
+            None,
+            None,
+            "easel-settings",
+        );
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        let mut config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(credentials)
+            .force_path_style(settings.force_path_style)
+            // S3-compatible stores do not all understand the SDK's default trailing checksums.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(timeout.min(Duration::from_secs(3)))
+                    .operation_attempt_timeout(timeout)
+                    .build(),
+            );
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        Self { client: aws_sdk_s3::Client::from_conf(config.build()), bucket: settings.bucket.clone() }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Stores `bytes` under `key`.
+    pub async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("PutObject", e))?;
+        Ok(())
+    }
+
+    /// Reads the object under `key`.
+    pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        let object = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                StorageError::NotFound { bucket: self.bucket.clone(), key: key.to_string() }
+            } else {
+                StorageError::unavailable("GetObject", e)
+            }
+        })?;
+        let body = object.body.collect().await.map_err(|e| StorageError::Unavailable {
+            operation: "GetObject",
+            message: format!("reading the body: {e}"),
+        })?;
+        Ok(body.into_bytes())
+    }
+
+    /// Whether the bucket is reachable (readiness).
+    pub async fn check(&self) -> Result<(), StorageError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("HeadBucket", e))?;
+        Ok(())
+    }
+
+    /// Creates the bucket unless it exists.
+    pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
+        if self.check().await.is_ok() {
+            return Ok(());
+        }
+        match self.client.create_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => Ok(()),
+            Err(e) => Err(StorageError::unavailable("CreateBucket", e)),
+        }
+    }
+}

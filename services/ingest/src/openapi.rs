@@ -1,0 +1,18 @@
+//! The ingest API's OpenAPI document, served at `/openapi.json`.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::routes::{bulk, competitions, submissions};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Easel ingest", description = "Competitions and submissions in; validated, stored and queued for scoring."),
+    paths(competitions::create, submissions::submit, bulk::submit_bulk),
+    components(schemas(easel_core::http::ErrorBody, easel_core::http::ErrorDetail))
+)]
+pub struct IngestApi;
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(IngestApi::openapi())
+}

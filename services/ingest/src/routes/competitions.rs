@@ -1,0 +1,68 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use easel_core::db::competitions;
+use easel_core::domain::{CompetitionSlug, CompetitionTitle, RubricWeights};
+use easel_core::http::{ApiError, ApiJson, ErrorBody};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCompetition {
+    /// 3–64 of `a-z`, `0-9`, `-`.
+    #[schema(example = "spring-salon-2026")]
+    pub slug: String,
+    pub title: String,
+    /// Leaderboard weights of the rubric scores (normalised to sum to 1); without them the
+    /// leaderboard ranks by the overall score.
+    pub rubric_weights: Option<RubricWeights>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompetitionCreated {
+    pub id: uuid::Uuid,
+    pub slug: String,
+    pub title: String,
+    pub rubric_weights: Option<RubricWeights>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Creates a competition.
+#[utoipa::path(
+    post,
+    path = "/v1/competitions",
+    request_body = NewCompetition,
+    responses(
+        (status = 201, body = CompetitionCreated),
+        (status = 409, description = "The slug is taken", body = ErrorBody),
+        (status = 422, description = "Invalid slug, title or weights", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewCompetition>,
+) -> Result<(StatusCode, Json<CompetitionCreated>), ApiError> {
+    let slug = CompetitionSlug::parse(&body.slug)?;
+    let title = CompetitionTitle::parse(&body.title)?;
+    let weights = body.rubric_weights.map(RubricWeights::parse).transpose()?;
+    let competition = competitions::insert(&state.pool, &slug, &title, weights)
+        .await
+        .map_err(ApiError::database)?
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::CONFLICT, "competition.exists", format!("the slug {slug} is taken"))
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CompetitionCreated {
+            id: competition.id,
+            slug: competition.slug,
+            title: competition.title,
+            rubric_weights: competition.rubric_weights.map(|w| w.0),
+            created_at: competition.created_at,
+        }),
+    ))
+}
