@@ -24,6 +24,8 @@ pub enum BenchCommand {
     /// First-decoding-step agreement with logits another implementation computed on the same
     /// weights and inputs (e.g. HF transformers on the GPU).
     Parity(ParityArgs),
+    /// One multi-task training step (head + LoRA, LM and regression loss) at a real shape.
+    Train(crate::train::TrainBenchArgs),
 }
 
 #[derive(Args)]
@@ -80,6 +82,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Model(args) => bench_model(args),
         BenchCommand::Parity(args) => parity(args),
+        BenchCommand::Train(args) => crate::train::bench(args),
     }
 }
 

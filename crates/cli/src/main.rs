@@ -4,8 +4,10 @@
 mod bench;
 mod device;
 mod dump;
+mod eval;
 mod model_cmd;
 mod score;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -26,6 +28,11 @@ enum Command {
         #[command(subcommand)]
         command: model_cmd::ModelCommand,
     },
+    /// Fine-tune the regression head and LoRA adapters on a rated manifest.
+    Train(Box<train::TrainArgs>),
+    /// Evaluate a checkpoint on a rated manifest: agreement statistics, critique similarity,
+    /// rubric coverage; JSON + Markdown report with plots.
+    Eval(eval::EvalArgs),
     /// Measure the model's speed.
     Bench {
         #[command(subcommand)]
@@ -43,6 +50,8 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Score(args) => score::run(args),
         Command::Model { command } => model_cmd::run(command),
+        Command::Train(args) => train::run(*args),
+        Command::Eval(args) => eval::run(args),
         Command::Bench { command } => bench::run(command),
     }
 }
