@@ -257,7 +257,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             summary.checkpoint.display()
         );
     }
-    println!("{}", serde_json::to_string(&json!({"event": "trained", "summary": summary}))?);
+    let last = summary.history.last();
+    println!("{}", json!({"event": "trained", "steps": summary.steps, "epochs_completed": summary.epochs_completed,
+        "interrupted": summary.interrupted, "best_epoch": summary.best_epoch, "best_val_loss": summary.best_val_loss,
+        "train_rows": summary.train_rows, "val_rows": summary.val_rows, "checkpoint": summary.checkpoint,
+        "last_epoch": last, "metrics": summary.checkpoint.join("metrics.json")}));
     Ok(())
 }
 

@@ -77,7 +77,7 @@ fn train_then_score_then_eval() {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let summary: serde_json::Value = serde_json::from_slice(output.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
-    assert_eq!(summary["summary"]["steps"], 4);
+    assert_eq!(summary["steps"], 4);
 
     // The trained checkpoint is served by `easel score` as it is.
     let scored = tmp.path().join("scores.jsonl");

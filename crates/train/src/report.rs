@@ -154,21 +154,20 @@ fn dimension_bars(report: &EvalReport, path: &Path) -> Result<()> {
     let root = SVGBackend::new(path, (640, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let n = dims.len().max(1);
-    let names: Vec<String> = dims.iter().map(|d| d.name.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
         .caption("Pearson r per dimension (95% CI)", ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(48)
-        .build_cartesian_2d(0f32..n as f32, -1f32..1f32)
+        .build_cartesian_2d((0..n - 1).into_segmented(), -1f32..1f32)
         .map_err(plot_err)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(n + 1)
-        .x_label_formatter(&|x| {
-            let i = (*x - 0.5).round();
-            if (*x - 0.5 - i).abs() < 1e-3 && i >= 0.0 { names.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+        .x_labels(n)
+        .x_label_formatter(&|x| match x {
+            SegmentValue::CenterOf(i) => dims.get(*i).map(|d| d.name.clone()).unwrap_or_default(),
+            _ => String::new(),
         })
         .y_desc("Pearson r")
         .draw()
@@ -177,14 +176,16 @@ fn dimension_bars(report: &EvalReport, path: &Path) -> Result<()> {
     chart
         .draw_series(dims.iter().enumerate().map(|(i, d)| {
             let r = finite(d.agreement.pearson.value);
-            Rectangle::new([(i as f32 + 0.15, 0.0), (i as f32 + 0.85, r)], BLUE.mix(0.6).filled())
+            let mut bar = Rectangle::new([(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), r)], BLUE.mix(0.6).filled());
+            bar.set_margin(0, 0, 12, 12);
+            bar
         }))
         .map_err(plot_err)?;
     chart
         .draw_series(dims.iter().enumerate().filter(|(_, d)| d.agreement.pearson.ci_low.is_finite()).map(|(i, d)| {
-            let x = i as f32 + 0.5;
+            let p = &d.agreement.pearson;
             PathElement::new(
-                vec![(x, finite(d.agreement.pearson.ci_low)), (x, finite(d.agreement.pearson.ci_high))],
+                vec![(SegmentValue::CenterOf(i), finite(p.ci_low)), (SegmentValue::CenterOf(i), finite(p.ci_high))],
                 BLACK.stroke_width(2),
             )
         }))
