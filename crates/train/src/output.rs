@@ -37,12 +37,15 @@ pub fn link_base_files(base: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// An adapter's configuration and its `(module, A, B)` weights.
+pub type AdapterWeights<'a> = (&'a LoraConfig, &'a [(String, Tensor, Tensor)]);
+
 /// Writes the trained parts into `out` (which already holds the base files).
 pub fn write_trained(
     out: &Path,
     manifest: &Manifest,
     head: &HashMap<String, Tensor>,
-    lora: Option<(&LoraConfig, &[(String, Tensor, Tensor)])>,
+    lora: Option<AdapterWeights>,
 ) -> Result<()> {
     let head_tmp = out.join("head.safetensors.tmp");
     candle_core::safetensors::save(head, &head_tmp)?;

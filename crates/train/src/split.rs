@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn folds_partition_the_rows() {
         let scores: Vec<f32> = (0..23).map(|i| 1.0 + (i * 13 % 100) as f32).collect();
-        let mut seen = vec![0; 23];
+        let mut seen = [0; 23];
         for fold in 0..5 {
             let s = split(&scores, SplitSpec::KFold { folds: 5, fold }, 3);
             assert!(s.val.len() == 4 || s.val.len() == 5);

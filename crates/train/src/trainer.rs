@@ -134,7 +134,7 @@ impl TrainConfig {
             lora.validate()?;
         }
         if let RegressionLoss::Huber { delta } = self.loss.kind
-            && !(delta > 0.0)
+            && (delta.is_nan() || delta <= 0.0)
         {
             return Err(TrainError::Config(format!("the Huber delta must be positive, got {delta}")));
         }

@@ -81,11 +81,11 @@ fn lora_gradients_through_the_decoder_match_finite_differences() {
     }
     let ids: Vec<u32> = vec![5, 80, 81, 99, 3, 200, 17, 42];
     let positions = mrope_positions(&ids, config.image_token_id, &[], 2).unwrap();
-    let rope = model.text.rope(&[positions.ids.clone()]).unwrap();
+    let rope = model.text.rope(std::slice::from_ref(&positions.ids)).unwrap();
     let mask = causal_mask(1, ids.len(), DType::F64, &Device::Cpu).unwrap();
     let r = randn(&[1, ids.len(), h], 9);
     let loss_t = || {
-        let embeds = model.embed_with_images(&[ids.clone()], None).unwrap();
+        let embeds = model.embed_with_images(std::slice::from_ref(&ids), None).unwrap();
         let hidden = model.text.forward_embeds(&embeds, &rope, Some(&mask), None, None).unwrap();
         hidden.mul(&r).unwrap().sum_all().unwrap()
     };

@@ -29,7 +29,7 @@ fn head_learns_colour_scores_and_the_checkpoint_serves() {
 
     let start = std::time::Instant::now();
     let summary = train(&config, &Device::Cpu, DType::F32, &LocalFiles, false, &mut Silent).unwrap();
-    let val = summary.history.iter().filter_map(|m| m.val.clone()).last().unwrap();
+    let val = summary.history.iter().filter_map(|m| m.val.clone()).next_back().unwrap();
     eprintln!(
         "head-only: {} steps in {:.1}s; last epoch val Pearson {:.4}, MAE {:.2}; best epoch {:?}",
         summary.steps,
