@@ -216,7 +216,7 @@ impl Progress for Bars {
 
     fn epoch_done(&mut self, m: &EpochMetrics) {
         self.finish();
-        let mut line = format!("epoch {}: train loss {:.4} (reg {:.4}", m.epoch + 1, m.train_loss, m.train_regression);
+        let mut line = format!("epoch {}: train loss {:.4} (reg {:.4}", m.epoch, m.train_loss, m.train_regression);
         if let Some(lm) = m.train_lm {
             line.push_str(&format!(", lm {lm:.3}"));
         }
@@ -253,7 +253,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             summary.steps,
             summary.train_rows,
             summary.val_rows,
-            summary.best_epoch.map(|e| (e + 1).to_string()).unwrap_or_else(|| "-".into()),
+            summary.best_epoch.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
             summary.checkpoint.display()
         );
     }

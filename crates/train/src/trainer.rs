@@ -169,6 +169,7 @@ pub struct ValMetrics {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
+    /// 1-based.
     pub epoch: usize,
     pub steps: usize,
     pub train_loss: f64,
@@ -188,6 +189,7 @@ struct RunState {
     micro_batch: usize,
     steps: usize,
     best_val_loss: Option<f64>,
+    /// 1-based.
     best_epoch: Option<usize>,
     history: Vec<EpochMetrics>,
     /// Running sums of the current epoch's training losses, so a resumed epoch reports the
@@ -203,6 +205,7 @@ pub struct TrainSummary {
     pub epochs_completed: usize,
     /// Stopped by `max_steps`; resume to continue.
     pub interrupted: bool,
+    /// 1-based.
     pub best_epoch: Option<usize>,
     pub best_val_loss: Option<f64>,
     pub history: Vec<EpochMetrics>,
@@ -476,12 +479,12 @@ pub fn train(
         };
         if best {
             state.best_val_loss = val_loss;
-            state.best_epoch = Some(epoch);
+            state.best_epoch = Some(epoch + 1);
             let lora = trainable.lora_config.as_ref().map(|c| (c, trainable.lora_weights()));
             write_trained(out, &manifest, &trainable.head_tensors(), lora.as_ref().map(|(c, w)| (*c, w.as_slice())))?;
         }
         let metrics = EpochMetrics {
-            epoch,
+            epoch: epoch + 1,
             steps: state.steps,
             train_loss: sum_total / batches.max(1) as f64,
             train_regression: sum_reg / batches.max(1) as f64,
