@@ -69,6 +69,10 @@ say "repo $REPO, OUT $OUT, budget ${BUDGET}s, parity dir $PARITY_DIR, LD_LIBRARY
 df -h /tmp /dev/shm >>"$LOG" 2>&1; nproc >>"$LOG"; free -g >>"$LOG" 2>&1
 "$PY" -c 'import torch, transformers, sys; print("python", sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__)' 2>&1 | tee -a "$LOG"
 HAVE_BIN=0
+# The stripped binary is ~60 MiB; it travels gzipped (the carried tree is capped at 64 MiB).
+if [[ ! -x "$BIN" && -f "$BIN.gz" ]]; then
+    gunzip -c "$BIN.gz" >/tmp/easel && chmod +x /tmp/easel && BIN=/tmp/easel
+fi
 if [[ -x "$BIN" ]]; then
     missing="$(ldd "$BIN" 2>&1 | grep 'not found' || true)"
     if [[ -n "$missing" ]]; then
@@ -197,7 +201,24 @@ step_nsys() {
     "$nsys" stats --report cuda_gpu_kern_sum --report cuda_api_sum --format table "$rep" >"$OUT/nsys.txt" 2>&1
     grep -A 28 -i 'cuda_gpu_kern_sum' "$OUT/nsys.txt" | cut -c1-220
 }
-export -f step_hf step_mkparity step_ours_sp step_ours_gen step_ours_gen_more step_parity step_parity_f32ref step_tiny step_nsys
+# --- g. one LoRA training step at the 7B shape ----------------------------------------------------
+step_train() {
+    set -o pipefail
+    if [[ "$RDEV" == cuda ]]; then
+        "$BIN" bench train --preset qwen2-vl-7b --random-weights --device cuda --dtype bf16 --lora-rank 16 \
+            --batch 1 --image-size 448 --steps 3 | tag_json "$OUT/ours.jsonl" '"impl":"ours",'
+    else
+        "$BIN" bench train --preset tiny --random-weights --device cpu --dtype f32 --lora-rank 4 \
+            --batch 1 --image-size 56 --steps 2 | tag_json "$OUT/ours.jsonl" '"impl":"ours",'
+    fi
+}
+# --- h. the score path without Easel's own CUDA kernels (what they buy) --------------------------
+step_ours_plain() {
+    set -o pipefail
+    EASEL_CUDA_KERNELS=0 "$BIN" $OURS_COMMON_STR --batch 32 --paths score,prefill \
+        | tag_json "$OUT/ours.jsonl" '"impl":"ours-no-easel-kernels",'
+}
+export -f step_train step_ours_plain step_hf step_mkparity step_ours_sp step_ours_gen step_ours_gen_more step_parity step_parity_f32ref step_tiny step_nsys
 
 #         name       cap  min  function
 run_step  hf         200  60   step_hf
@@ -209,6 +230,8 @@ if ((HAVE_BIN)); then
     fi
     run_step tiny       60   15   step_tiny
     run_step ours-gen   240  45   step_ours_gen
+    run_step ours-plain 60   30   step_ours_plain
+    run_step train      90   40   step_train
     # Optional extras, only with time to spare.
     run_step ours-gen-more 90 60  step_ours_gen_more
     if [[ -f "$PARITY_DIR/inputs_f32ref.safetensors" ]]; then

@@ -31,6 +31,16 @@ fn contiguous_slice<'a>(
     Ok(storage.as_cuda_slice::<bf16>()?.slice(start..end))
 }
 
+fn f32_slice<'a>(
+    storage: &'a CudaStorage,
+    layout: &Layout,
+) -> Result<candle_core::cuda_backend::cudarc::driver::CudaView<'a, f32>> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("easel kernels need contiguous inputs".into()))?;
+    Ok(storage.as_cuda_slice::<f32>()?.slice(start..end))
+}
+
 fn grid_for(n: usize, threads: u32) -> LaunchConfig {
     let blocks = n.div_ceil(threads as usize).clamp(1, 65_535 * 64) as u32;
     LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: 0 }
@@ -184,10 +194,6 @@ impl CustomOp3 for VisionQkvRope {
     ) -> Result<(CudaStorage, Shape)> {
         let dev = qkv.device().clone();
         let src = contiguous_slice(qkv, qkv_layout)?;
-        let f32_slice = |s: &CudaStorage, l: &Layout| -> Result<_> {
-            let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("cos/sin must be contiguous".into()))?;
-            Ok(s.as_cuda_slice::<f32>()?.slice(a..b))
-        };
         let (cos, sin) = (f32_slice(cos, cos_layout)?, f32_slice(sin, sin_layout)?);
         let (n, width) = qkv_layout.shape().dims2()?;
         let (h, d) = (self.heads, self.head_dim);
