@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The ONE script run on the device machine (H100/H200, CUDA 13 libs + PyTorch + transformers in
-# /opt/torch/.venv, no Rust, no network). Needs .device/bin/easel from scripts/build-cuda.sh,
+# /opt/torch/.venv, no Rust, no network). Needs .device/bin/easel.gz from scripts/build-cuda.sh,
 # carried with the call (carry: [".device"]). See scripts/gpu/README.md for the exact call.
 #
 # Steps (each guarded and time-capped, so one failure does not stop the rest; a step is skipped
@@ -15,6 +15,8 @@
 #                with the HF f32 reference                                     -> checks.jsonl
 #   c2 ours-gen  easel bench model, generate 128 tokens, batch 16 then 64 (open-ended cost:
 #                after the cheap checks so they land even if it is slow)       -> ours.jsonl
+#   ours-plain   score + prefill at b32 with EASEL_CUDA_KERNELS=0 (what our kernels buy)
+#   train        easel bench train, 7B shape, LoRA r16, batch 1, 3 steps        -> ours.jsonl
 #   optional, if time is left: c3 ours generate b32 and b8, d2 parity vs the HF f32 reference,
 #   f nsys profile of the score path (b32, one iteration) + top kernels        -> nsys.txt
 # nvidia-smi memory/utilisation is sampled every 250 ms throughout, with '# step' markers

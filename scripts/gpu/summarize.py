@@ -82,7 +82,9 @@ def main() -> int:
                 d[(r["path"], r["batch"])] = r
         return d
 
-    H, O = index(hf), index(ours)
+    H = index(hf)
+    O = index([r for r in ours if r.get("impl", "ours") == "ours"])
+    P = index([r for r in ours if r.get("impl") == "ours-no-easel-kernels"])
     keys = sorted(set(H) | set(O) | set(HF_NOTE), key=lambda k: (["score", "prefill", "generate"].index(k[0]), k[1]))
     print()
     print("== Qwen2-VL-7B shape, 448x448 (256 visual tokens), bf16 ==")
@@ -103,12 +105,20 @@ def main() -> int:
                 notes.append(f"ours {o['tokens_per_s']:.0f} tok/s")
             if h and h.get("tokens_per_s"):
                 notes.append(f"HF {h['tokens_per_s']:.0f} tok/s")
+        p = P.get(k)
+        if p and rate(p):
+            notes.append(f"ours w/o Easel kernels {rate(p):.1f}")
         if h and h.get("peak_mem_gib") is not None:
             notes.append(f"HF peak {h['peak_mem_gib']:.1f} GiB")
         print(f"{k[0]:9}{k[1]:>6}{fmt(ro):>11}{fmt(rh):>10}{fmt(HF_NOTE.get(k)):>10}{ratio:>9}{roof(*k):>7}  {unit}"
               + (f"; {', '.join(notes)}" if notes else ""))
     print("roof: score ~510 (note), prefill ~120 (derived), generate = decode-only weight-read bound")
 
+    for r in ours:
+        if r.get("event") == "train_step":
+            print(f"train step ({r.get('preset')}, LoRA r{r.get('lora_rank')}, batch {r.get('batch')}, "
+                  f"{r.get('sequence_tokens')} tokens): {fmt(r.get('seconds_per_step'), 3)} s/step "
+                  f"(first {fmt(r.get('first_step_seconds'), 2)} s), loss {fmt(r.get('loss'), 3)}")
     built = [r for r in ours if r.get("event") == "model_built"]
     if built:
         print(f"ours model build: {', '.join(fmt(r.get('seconds')) + ' s' for r in built)}")
