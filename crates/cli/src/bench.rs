@@ -24,8 +24,23 @@ pub enum BenchCommand {
     /// First-decoding-step agreement with logits another implementation computed on the same
     /// weights and inputs (e.g. HF transformers on the GPU).
     Parity(ParityArgs),
+    /// Decode + resize + normalise cost per painting on one core (what sizes a GPU worker's CPU).
+    Preprocess(PreprocessArgs),
     /// One multi-task training step (head + LoRA, LM and regression loss) at a real shape.
     Train(crate::train::TrainBenchArgs),
+}
+
+#[derive(Args)]
+pub struct PreprocessArgs {
+    /// A folder of images (read once into memory; decoding is timed from bytes).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Pixel cap, as `easel.json`'s `processor.max_pixels`.
+    #[arg(long, default_value_t = easel_model::manifest::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: usize,
+    /// Passes over the folder.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: usize,
 }
 
 #[derive(Args)]
@@ -82,6 +97,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Model(args) => bench_model(args),
         BenchCommand::Parity(args) => parity(args),
+        BenchCommand::Preprocess(args) => preprocess(args),
         BenchCommand::Train(args) => crate::train::bench(args),
     }
 }
@@ -269,5 +285,56 @@ fn parity(args: ParityArgs) -> Result<()> {
         report["hf_logit_gap_where_disagreeing"] = json!(gaps);
     }
     emit(report);
+    Ok(())
+}
+
+/// Single-threaded decode / resize / patchify timings over a folder of real images.
+fn preprocess(args: PreprocessArgs) -> Result<()> {
+    use easel_model::{DecodeLimits, ImageProcessor, ProcessorConfig};
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.images)
+        .with_context(|| format!("reading {}", args.images.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let blobs: Vec<Vec<u8>> = files.iter().filter_map(|p| std::fs::read(p).ok()).collect();
+    if blobs.is_empty() {
+        bail!("no files in {}", args.images.display());
+    }
+    let processor = ImageProcessor::new(ProcessorConfig { max_pixels: args.max_pixels, ..ProcessorConfig::default() });
+    let limits = DecodeLimits::default().any_format();
+    let (mut decode, mut resize, mut patchify) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut megapixels, mut failed) = (0.0, 0usize);
+    for _ in 0..args.rounds.max(1) {
+        for bytes in &blobs {
+            let t0 = Instant::now();
+            let Ok(decoded) = easel_imaging::decode(bytes, &limits) else {
+                failed += 1;
+                continue;
+            };
+            let t1 = Instant::now();
+            let resized = processor.resize(&decoded.rgb)?;
+            let t2 = Instant::now();
+            std::hint::black_box(processor.patchify(&resized));
+            let t3 = Instant::now();
+            decode.push((t1 - t0).as_secs_f64() * 1e3);
+            resize.push((t2 - t1).as_secs_f64() * 1e3);
+            patchify.push((t3 - t2).as_secs_f64() * 1e3);
+            megapixels += f64::from(decoded.width()) * f64::from(decoded.height()) / 1e6;
+        }
+    }
+    let stats = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        json!({"mean_ms": mean, "p50_ms": v[v.len() / 2], "p95_ms": v[(v.len() * 95 / 100).min(v.len() - 1)]})
+    };
+    let total: Vec<f64> = decode.iter().zip(&resize).zip(&patchify).map(|((a, b), c)| a + b + c).collect();
+    let n = total.len();
+    let mean_total = total.iter().sum::<f64>() / n.max(1) as f64;
+    emit(json!({"path": "preprocess", "images": n, "failed": failed, "max_pixels": args.max_pixels,
+        "mean_source_megapixels": megapixels / n.max(1) as f64,
+        "decode": stats(&mut decode), "resize": stats(&mut resize), "patchify": stats(&mut patchify),
+        "total": stats(&mut total.clone()), "images_per_s_per_core": 1e3 / mean_total}));
     Ok(())
 }

@@ -281,17 +281,20 @@ impl ImageProcessor {
                     for mw in 0..m {
                         let (py0, px0) = ((bh * m + mh) * p, (bw * m + mw) * p);
                         let patch = &mut out[row * patch_len..(row + 1) * patch_len];
+                        let frame_len = p * p;
                         for ch in 0..3 {
-                            let frame_len = p * p;
                             let base = ch * tp * frame_len;
+                            let (first, rest) = patch[base..base + tp * frame_len].split_at_mut(frame_len);
                             for y in 0..p {
-                                let src = &raw[(py0 + y) * stride + px0 * 3..];
-                                for x in 0..p {
-                                    let v = src[x * 3 + ch] as f32 * scale[ch] - shift[ch];
-                                    for t in 0..tp {
-                                        patch[base + t * frame_len + y * p + x] = v;
-                                    }
+                                let src = &raw[(py0 + y) * stride + px0 * 3..(py0 + y) * stride + (px0 + p) * 3];
+                                let dst = &mut first[y * p..(y + 1) * p];
+                                for (d, px) in dst.iter_mut().zip(src.chunks_exact(3)) {
+                                    *d = f32::from(px[ch]) * scale[ch] - shift[ch];
                                 }
+                            }
+                            // The single frame fills every temporal slot.
+                            for copy in rest.chunks_exact_mut(frame_len) {
+                                copy.copy_from_slice(first);
                             }
                         }
                         row += 1;
