@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use easel_model::{Assessor, GenerationConfig, LoadOptions};
-use easel_train::data::{Dataset, Example, LocalFiles};
+use easel_train::data::{Dataset, Example};
+
+use crate::images::ManifestImages;
 use easel_train::embed::SentenceEmbedder;
 use easel_train::eval::{EvalOptions, evaluate, predict};
 use easel_train::report::write_report;
@@ -61,7 +63,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if args.bands < 2 {
         bail!("--bands must be at least 2");
     }
-    let dataset = Dataset::load(&args.data, &LocalFiles)?;
+    let images = ManifestImages::default();
+    let dataset = Dataset::load(&args.data, &images)?;
     let rows: Vec<&Example> = match &args.split_file {
         None => dataset.examples.iter().collect(),
         Some(path) => {
@@ -102,7 +105,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     bar.set_prefix("assessing");
-    let predictions = predict(&assessor, &rows, &LocalFiles, args.batch, |n| bar.inc(n as u64))?;
+    let predictions = predict(&assessor, &rows, &images, args.batch, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
 
     let report = evaluate(

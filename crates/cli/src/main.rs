@@ -5,6 +5,7 @@ mod bench;
 mod device;
 mod dump;
 mod eval;
+mod images;
 mod model_cmd;
 mod score;
 mod train;

@@ -12,7 +12,7 @@ use easel_model::checkpoint::WeightLayout;
 use easel_model::head::HeadConfig;
 use easel_model::init::{Preset, random_head_tensors, random_tensors, weight_shapes};
 use easel_model::{Config, Grid, Qwen2VlModel};
-use easel_train::data::LocalFiles;
+use crate::images::ManifestImages;
 use easel_train::optim::{AdamW, AdamWConfig, ScheduleKind};
 use easel_train::split::SplitSpec;
 use easel_train::trainable::{Batch, LM_TARGETS, LmItem, LoraSpec, LossWeights, RegressionLoss, Trainable};
@@ -239,7 +239,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let dtype = parse_dtype(&args.dtype)?;
     let mut bars = Bars::new(args.quiet);
-    let summary = easel_train::train(&config, &device, dtype, &LocalFiles, args.resume, &mut bars)
+    let summary = easel_train::train(&config, &device, dtype, &ManifestImages::default(), args.resume, &mut bars)
         .with_context(|| format!("training on {}", args.data.display()))?;
     bars.finish();
     if summary.interrupted {
