@@ -15,7 +15,7 @@ use easel_model::init::{Preset, random_tensors, weight_shapes};
 use easel_model::{Config, Grid, Qwen2VlModel};
 use serde_json::json;
 
-use crate::device::{parse_device, parse_dtype};
+use crate::device::ComputeArgs;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -52,10 +52,8 @@ pub struct ParityArgs {
     /// lengths), `hf_top1` [B] and optionally `hf_last_logits` [B, V].
     #[arg(long)]
     pub inputs: PathBuf,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 #[derive(Args, Clone)]
@@ -67,10 +65,8 @@ pub struct ModelBenchArgs {
     /// shape are 16 GB).
     #[arg(long)]
     pub random_weights: bool,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// Square image side in pixels (a multiple of 28).
     #[arg(long, default_value_t = 448)]
     pub image_size: usize,
@@ -110,42 +106,46 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
         bail!("--image-size must be a positive multiple of 28");
     }
     let preset = Preset::parse(&args.preset)?;
-    let device = parse_device(&args.device)?;
-    let dtype = parse_dtype(&args.dtype)?;
-    let vocab = match preset {
-        Preset::Tiny => 272,
-        Preset::Qwen2Vl2b => 151_936,
-        Preset::Qwen2Vl7b => 152_064,
-    };
-    let first_special = vocab as u32 - 16;
-    let config = Config::from_value(&preset.config_json(vocab, first_special))?;
-    if !device.is_cpu() {
-        // candle's CPU random source cannot be seeded; the benchmark's weights need not repeat.
-        device.set_seed(args.seed)?;
-    }
+    let device = args.compute.device()?;
+    let dtype = args.compute.dtype()?;
     let start = Instant::now();
-    let tensors = random_tensors(&weight_shapes(&config), dtype, &device)?;
-    let vb = VarBuilder::from_tensors(tensors, dtype, &device);
-    let model = Qwen2VlModel::new(&config, vb, WeightLayout::Hub)?;
+    let (config, model) = random_model(preset, &device, dtype, args.seed)?;
     let head_cfg = HeadConfig::new(config.text.hidden_size, preset.head_hidden());
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed);
     let head_tensors = easel_model::init::random_head_tensors(&head_cfg, &mut rng)?
         .into_iter()
         .map(|(k, v)| Ok((k, v.to_device(&device)?)))
         .collect::<Result<std::collections::HashMap<_, _>>>()?;
-    let head = RegressionHead::new(&head_cfg, VarBuilder::from_tensors(head_tensors, DType::F32, &device))?;
+    let head = RegressionHead::new(
+        &head_cfg,
+        VarBuilder::from_tensors(head_tensors, DType::F32, &device),
+    )?;
     device.synchronize()?;
     let build_s = start.elapsed().as_secs_f64();
-    let params: usize = weight_shapes(&config).iter().map(|(_, s, _)| s.iter().product::<usize>()).sum();
-    emit(json!({"event": "model_built", "preset": preset.name(), "params": params, "dtype": args.dtype,
-        "device": args.device, "seconds": build_s}));
+    let params: usize = weight_shapes(&config)
+        .iter()
+        .map(|(_, s, _)| s.iter().product::<usize>())
+        .sum();
+    emit(
+        json!({"event": "model_built", "preset": preset.name(), "params": params, "dtype": args.compute.dtype,
+        "device": args.compute.device, "seconds": build_s}),
+    );
 
     let side = args.image_size / 14;
-    let grid = Grid { t: 1, h: side, w: side };
+    let grid = Grid {
+        t: 1,
+        h: side,
+        w: side,
+    };
     let visual_tokens = grid.num_tokens(config.vision.spatial_merge_size);
     for &batch in &args.batch {
-        let pixels = Tensor::randn(0f32, 1.0, (batch * grid.num_patches(), config.vision.patch_len()), &device)?
-            .to_dtype(dtype)?;
+        let pixels = Tensor::randn(
+            0f32,
+            1.0,
+            (batch * grid.num_patches(), config.vision.patch_len()),
+            &device,
+        )?
+        .to_dtype(dtype)?;
         let grids = vec![grid; batch];
         if args.paths.iter().any(|p| p == "score") {
             let secs = time(&device, args.iters, || {
@@ -154,8 +154,10 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
                 head.forward(&pooled)?;
                 Ok(())
             })?;
-            emit(json!({"path": "score", "batch": batch, "image_size": args.image_size,
-                "seconds_per_batch": secs, "images_per_s": batch as f64 / secs}));
+            emit(
+                json!({"path": "score", "batch": batch, "image_size": args.image_size,
+                "seconds_per_batch": secs, "images_per_s": batch as f64 / secs}),
+            );
         }
         let requests = prompts(&config, &grids, args.text_tokens, args.seed);
         let prompt_len = requests[0].input_ids.len();
@@ -165,11 +167,16 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
                 prefill(&model, &requests, Some(&merged), 1, false)?;
                 Ok(())
             })?;
-            emit(json!({"path": "prefill", "batch": batch, "prompt_tokens": prompt_len,
-                "visual_tokens": visual_tokens, "seconds_per_batch": secs, "images_per_s": batch as f64 / secs}));
+            emit(
+                json!({"path": "prefill", "batch": batch, "prompt_tokens": prompt_len,
+                "visual_tokens": visual_tokens, "seconds_per_batch": secs, "images_per_s": batch as f64 / secs}),
+            );
         }
         if args.paths.iter().any(|p| p == "generate") {
-            let generation = GenerationConfig { stop_on_eos: false, ..GenerationConfig::greedy(args.new_tokens) };
+            let generation = GenerationConfig {
+                stop_on_eos: false,
+                ..GenerationConfig::greedy(args.new_tokens)
+            };
             let secs = time(&device, args.iters.min(2), || {
                 let merged = model.vision.forward(&pixels, &grids)?;
                 let state = prefill(&model, &requests, Some(&merged), args.new_tokens, false)?;
@@ -179,13 +186,42 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
                 }
                 Ok(())
             })?;
-            emit(json!({"path": "generate", "batch": batch, "prompt_tokens": prompt_len,
+            emit(
+                json!({"path": "generate", "batch": batch, "prompt_tokens": prompt_len,
                 "new_tokens": args.new_tokens, "seconds_per_batch": secs,
                 "critiques_per_s": batch as f64 / secs,
-                "tokens_per_s": (batch * args.new_tokens) as f64 / secs}));
+                "tokens_per_s": (batch * args.new_tokens) as f64 / secs}),
+            );
         }
     }
     Ok(())
+}
+
+/// A Qwen2-VL at a preset's real shape, its random weights made directly on `device` (16 GB of
+/// 7B weights never touch the disk or the host).
+pub(crate) fn random_model(
+    preset: Preset,
+    device: &Device,
+    dtype: DType,
+    seed: u64,
+) -> Result<(Config, Qwen2VlModel)> {
+    let vocab = match preset {
+        Preset::Tiny => 272,
+        Preset::Qwen2Vl2b => 151_936,
+        Preset::Qwen2Vl7b => 152_064,
+    };
+    let config = Config::from_value(&preset.config_json(vocab, vocab as u32 - 16))?;
+    if !device.is_cpu() {
+        // candle's CPU random source cannot be seeded; a benchmark's weights need not repeat.
+        device.set_seed(seed)?;
+    }
+    let vb = VarBuilder::from_tensors(
+        random_tensors(&weight_shapes(&config), dtype, device)?,
+        dtype,
+        device,
+    );
+    let model = Qwen2VlModel::new(&config, vb, WeightLayout::Hub)?;
+    Ok((config, model))
 }
 
 /// Random text tokens around one image's placeholders, like a short system prompt and reply.
@@ -193,16 +229,26 @@ fn prompts(config: &Config, grids: &[Grid], text_tokens: usize, seed: u64) -> Ve
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let merge = config.vision.spatial_merge_size;
-    let text_vocab = config.vision_start_token_id.min(config.text.vocab_size as u32);
+    let text_vocab = config
+        .vision_start_token_id
+        .min(config.text.vocab_size as u32);
     grids
         .iter()
         .map(|g| {
-            let mut ids: Vec<u32> = (0..text_tokens / 2).map(|_| rng.random_range(0..text_vocab)).collect();
+            let mut ids: Vec<u32> = (0..text_tokens / 2)
+                .map(|_| rng.random_range(0..text_vocab))
+                .collect();
             ids.push(config.vision_start_token_id);
-            ids.extend(std::iter::repeat_n(config.image_token_id, g.num_tokens(merge)));
+            ids.extend(std::iter::repeat_n(
+                config.image_token_id,
+                g.num_tokens(merge),
+            ));
             ids.push(config.vision_end_token_id);
             ids.extend((0..text_tokens - text_tokens / 2).map(|_| rng.random_range(0..text_vocab)));
-            Request { input_ids: ids, grids: vec![*g] }
+            Request {
+                input_ids: ids,
+                grids: vec![*g],
+            }
         })
         .collect()
 }
@@ -230,8 +276,8 @@ fn parity(args: ParityArgs) -> Result<()> {
     use candle_core::{D, IndexOp};
     use easel_model::checkpoint::CheckpointFiles;
 
-    let device = parse_device(&args.device)?;
-    let dtype = parse_dtype(&args.dtype)?;
+    let device = args.compute.device()?;
+    let dtype = args.compute.dtype()?;
     let files = CheckpointFiles::locate(&args.model)?;
     let config = files.read_config()?;
     let start = Instant::now();
@@ -240,18 +286,37 @@ fn parity(args: ParityArgs) -> Result<()> {
     let load_s = start.elapsed().as_secs_f64();
     let inputs = candle_core::safetensors::load(&args.inputs, &Device::Cpu)
         .with_context(|| format!("reading {}", args.inputs.display()))?;
-    let get = |name: &str| inputs.get(name).with_context(|| format!("{} has no {name}", args.inputs.display()));
-    let thw = get("image_grid_thw")?.to_dtype(DType::I64)?.to_vec2::<i64>()?;
-    let grids: Vec<Grid> =
-        thw.iter().map(|r| Grid { t: r[0] as usize, h: r[1] as usize, w: r[2] as usize }).collect();
+    let get = |name: &str| {
+        inputs
+            .get(name)
+            .with_context(|| format!("{} has no {name}", args.inputs.display()))
+    };
+    let thw = get("image_grid_thw")?
+        .to_dtype(DType::I64)?
+        .to_vec2::<i64>()?;
+    let grids: Vec<Grid> = thw
+        .iter()
+        .map(|r| Grid {
+            t: r[0] as usize,
+            h: r[1] as usize,
+            w: r[2] as usize,
+        })
+        .collect();
     let ids = get("input_ids")?.to_dtype(DType::I64)?.to_vec2::<i64>()?;
     if ids.len() != grids.len() {
-        bail!("{} prompts for {} images: the parity check takes one image per prompt", ids.len(), grids.len());
+        bail!(
+            "{} prompts for {} images: the parity check takes one image per prompt",
+            ids.len(),
+            grids.len()
+        );
     }
     let requests: Vec<Request> = ids
         .iter()
         .zip(&grids)
-        .map(|(row, g)| Request { input_ids: row.iter().map(|&t| t as u32).collect(), grids: vec![*g] })
+        .map(|(row, g)| Request {
+            input_ids: row.iter().map(|&t| t as u32).collect(),
+            grids: vec![*g],
+        })
         .collect();
     let pixels = get("pixel_values")?.to_device(&device)?.to_dtype(dtype)?;
     let start = Instant::now();
@@ -261,8 +326,12 @@ fn parity(args: ParityArgs) -> Result<()> {
     let run_s = start.elapsed().as_secs_f64();
     let top1: Vec<u32> = ours.argmax(D::Minus1)?.to_vec1()?;
     let theirs: Vec<i64> = get("hf_top1")?.to_dtype(DType::I64)?.to_vec1()?;
-    let agree = top1.iter().zip(&theirs).filter(|(a, b)| i64::from(**a) == **b).count();
-    let mut report = json!({"event": "parity", "batch": top1.len(), "dtype": args.dtype, "device": args.device,
+    let agree = top1
+        .iter()
+        .zip(&theirs)
+        .filter(|(a, b)| i64::from(**a) == **b)
+        .count();
+    let mut report = json!({"event": "parity", "batch": top1.len(), "dtype": args.compute.dtype, "device": args.compute.device,
         "top1_agreement": agree as f64 / top1.len().max(1) as f64, "agree": agree,
         "load_seconds": load_s, "run_seconds": run_s});
     if let Some(hf) = inputs.get("hf_last_logits") {
@@ -302,7 +371,10 @@ fn preprocess(args: PreprocessArgs) -> Result<()> {
     if blobs.is_empty() {
         bail!("no files in {}", args.images.display());
     }
-    let processor = ImageProcessor::new(ProcessorConfig { max_pixels: args.max_pixels, ..ProcessorConfig::default() });
+    let processor = ImageProcessor::new(ProcessorConfig {
+        max_pixels: args.max_pixels,
+        ..ProcessorConfig::default()
+    });
     let limits = DecodeLimits::default().any_format();
     let (mut decode, mut resize, mut patchify) = (Vec::new(), Vec::new(), Vec::new());
     let (mut megapixels, mut failed) = (0.0, 0usize);
@@ -329,12 +401,19 @@ fn preprocess(args: PreprocessArgs) -> Result<()> {
         let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
         json!({"mean_ms": mean, "p50_ms": v[v.len() / 2], "p95_ms": v[(v.len() * 95 / 100).min(v.len() - 1)]})
     };
-    let total: Vec<f64> = decode.iter().zip(&resize).zip(&patchify).map(|((a, b), c)| a + b + c).collect();
+    let total: Vec<f64> = decode
+        .iter()
+        .zip(&resize)
+        .zip(&patchify)
+        .map(|((a, b), c)| a + b + c)
+        .collect();
     let n = total.len();
     let mean_total = total.iter().sum::<f64>() / n.max(1) as f64;
-    emit(json!({"path": "preprocess", "images": n, "failed": failed, "max_pixels": args.max_pixels,
+    emit(
+        json!({"path": "preprocess", "images": n, "failed": failed, "max_pixels": args.max_pixels,
         "mean_source_megapixels": megapixels / n.max(1) as f64,
         "decode": stats(&mut decode), "resize": stats(&mut resize), "patchify": stats(&mut patchify),
-        "total": stats(&mut total.clone()), "images_per_s_per_core": 1e3 / mean_total}));
+        "total": stats(&mut total.clone()), "images_per_s_per_core": 1e3 / mean_total}),
+    );
     Ok(())
 }

@@ -2,13 +2,40 @@
 
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device};
+use clap::Args;
+
+/// Where and in which precision a command runs the model.
+#[derive(Args, Clone, Debug)]
+pub struct ComputeArgs {
+    /// cpu, cuda or cuda:N (cuda needs a `cuda` build).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Weight dtype: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+}
+
+impl ComputeArgs {
+    pub fn device(&self) -> Result<Device> {
+        parse_device(&self.device)
+    }
+
+    pub fn dtype(&self) -> Result<DType> {
+        parse_dtype(&self.dtype)
+    }
+}
 
 /// `cpu`, `cuda` or `cuda:N`.
 pub fn parse_device(spec: &str) -> Result<Device> {
     match spec {
         "cpu" => Ok(Device::Cpu),
-        "cuda" => Device::new_cuda(0).context("cannot open CUDA device 0 (is this a `cuda` build?)"),
-        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+        "cuda" => {
+            Device::new_cuda(0).context("cannot open CUDA device 0 (is this a `cuda` build?)")
+        }
+        other => match other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(n) => Device::new_cuda(n).with_context(|| format!("cannot open CUDA device {n}")),
             None => bail!("unknown device {other:?}: use cpu, cuda or cuda:N"),
         },

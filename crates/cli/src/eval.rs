@@ -15,7 +15,7 @@ use easel_train::eval::{EvalOptions, evaluate, predict};
 use easel_train::report::write_report;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::device::{parse_device, parse_dtype};
+use crate::device::ComputeArgs;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -51,10 +51,8 @@ pub struct EvalArgs {
     pub bands: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     #[arg(long)]
     pub quiet: bool,
 }
@@ -69,19 +67,28 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None => dataset.examples.iter().collect(),
         Some(path) => {
             let split: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+                &std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
             )
             .with_context(|| format!("parsing {}", path.display()))?;
             let lines: HashSet<usize> = serde_json::from_value(split["val_lines"].clone())
                 .with_context(|| format!("{} has no val_lines", path.display()))?;
-            dataset.examples.iter().filter(|e| lines.contains(&e.line)).collect()
+            dataset
+                .examples
+                .iter()
+                .filter(|e| lines.contains(&e.line))
+                .collect()
         }
     };
     if rows.is_empty() {
         bail!("no rows to evaluate");
     }
-    let device = parse_device(&args.device)?;
-    let mut options = LoadOptions { device: device.clone(), dtype: parse_dtype(&args.dtype)?, ..LoadOptions::cpu() };
+    let device = args.compute.device()?;
+    let mut options = LoadOptions {
+        device: device.clone(),
+        dtype: args.compute.dtype()?,
+        ..LoadOptions::cpu()
+    };
     options.max_batch = args.batch.max(1);
     let assessor = {
         let probe = easel_model::Manifest::read(&args.model)?;
@@ -91,14 +98,22 @@ pub fn run(args: EvalArgs) -> Result<()> {
         }
         Assessor::load(&args.model, options.with_generation(generation))?
     };
-    let critiques_wanted = assessor.generation().max_new_tokens > 0 && rows.iter().any(|r| r.critique.is_some());
+    let critiques_wanted =
+        assessor.generation().max_new_tokens > 0 && rows.iter().any(|r| r.critique.is_some());
     let embedder = if critiques_wanted && !args.no_similarity {
-        Some(SentenceEmbedder::load(&args.minilm, &device).context("loading the sentence-embedding model (or pass --no-similarity)")?)
+        Some(
+            SentenceEmbedder::load(&args.minilm, &device)
+                .context("loading the sentence-embedding model (or pass --no-similarity)")?,
+        )
     } else {
         None
     };
 
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(rows.len() as u64) };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(rows.len() as u64)
+    };
     bar.set_style(
         ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})")
             .expect("a valid template")
@@ -114,7 +129,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
         &rows,
         &predictions,
         embedder.as_ref().map(|e| (e, "all-MiniLM-L6-v2")),
-        EvalOptions { resamples: args.resamples, seed: args.seed, bands: args.bands },
+        EvalOptions {
+            resamples: args.resamples,
+            seed: args.seed,
+            bands: args.bands,
+        },
     )?;
     write_report(&report, &args.out)?;
     if let Some(overall) = report.dimensions.first() {

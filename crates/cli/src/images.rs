@@ -18,8 +18,9 @@ impl ManifestImages {
     fn store(&self) -> Result<&(tokio::runtime::Runtime, ImageStore), String> {
         self.s3
             .get_or_init(|| {
-                let settings = Settings::load(Service::Worker)
-                    .map_err(|e| format!("s3:// images need the S3 settings (config/ and APP_S3__*): {e}"))?;
+                let settings = Settings::load(Service::Worker).map_err(|e| {
+                    format!("s3:// images need the S3 settings (config/ and APP_S3__*): {e}")
+                })?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -33,7 +34,10 @@ impl ManifestImages {
     fn object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
         let (runtime, store) = self.store()?;
         if bucket != store.bucket() {
-            return Err(format!("s3://{bucket}/{key}: only the project's bucket {} is readable", store.bucket()));
+            return Err(format!(
+                "s3://{bucket}/{key}: only the project's bucket {} is readable",
+                store.bucket()
+            ));
         }
         runtime
             .block_on(store.get(key))

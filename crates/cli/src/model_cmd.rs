@@ -44,16 +44,30 @@ pub fn run(command: ModelCommand) -> Result<()> {
     match command {
         ModelCommand::Init(args) => {
             let preset = Preset::parse(&args.preset)?;
-            let options = InitOptions { seed: args.seed, tokenizer: args.tokenizer, ..InitOptions::default() };
+            let options = InitOptions {
+                seed: args.seed,
+                tokenizer: args.tokenizer,
+                ..InitOptions::default()
+            };
             let manifest = init_checkpoint_with(preset, &args.out, &options)
                 .with_context(|| format!("writing {}", args.out.display()))?;
-            println!("wrote {} ({}) to {}", manifest.model_version, preset.name(), args.out.display());
+            println!(
+                "wrote {} ({}) to {}",
+                manifest.model_version,
+                preset.name(),
+                args.out.display()
+            );
             Ok(())
         }
         ModelCommand::Dump(args) => crate::dump::run(args),
         ModelCommand::Merge(args) => {
-            easel_model::lora::merge_checkpoint(&args.model, &args.out)
-                .with_context(|| format!("merging {} into {}", args.model.display(), args.out.display()))?;
+            easel_model::lora::merge_checkpoint(&args.model, &args.out).with_context(|| {
+                format!(
+                    "merging {} into {}",
+                    args.model.display(),
+                    args.out.display()
+                )
+            })?;
             println!("wrote the merged checkpoint to {}", args.out.display());
             Ok(())
         }

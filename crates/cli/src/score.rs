@@ -9,11 +9,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use easel_model::{ArtworkInput, Assessor, DecodeLimits, GenerationConfig, LoadOptions, Manifest, PreparedImage};
+use easel_model::{
+    ArtworkInput, Assessor, DecodeLimits, GenerationConfig, LoadOptions, Manifest, PreparedImage,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::device::{parse_device, parse_dtype};
+use crate::device::ComputeArgs;
 
 const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "gif"];
 
@@ -41,10 +43,8 @@ pub struct ScoreArgs {
     /// Pixel cap per painting. Default: the checkpoint's (easel.json).
     #[arg(long)]
     pub max_pixels: Option<usize>,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -81,8 +81,8 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         bail!("no images found in {:?}", args.inputs);
     }
     let mut options = LoadOptions::cpu();
-    options.device = parse_device(&args.device)?;
-    options.dtype = parse_dtype(&args.dtype)?;
+    options.device = args.compute.device()?;
+    options.dtype = args.compute.dtype()?;
     options.max_pixels = args.max_pixels;
     options.max_batch = args.batch.max(1);
     let mut generation: GenerationConfig = Manifest::read(&args.model)?.generation;
@@ -96,21 +96,33 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         .with_context(|| format!("loading the checkpoint {}", args.model.display()))?;
     let mut sink = Sink::open(args.out.as_deref())?;
 
-    let progress = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(files.len() as u64) };
+    let progress = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(files.len() as u64)
+    };
     progress.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} paintings {per_sec} eta {eta} {msg}")
             .expect("valid template"),
     );
 
     // Decode and resize on every core while the model works on the previous batch.
-    let (sender, receiver) = mpsc::sync_channel::<(PathBuf, Result<Prepared, String>)>(args.batch.max(1) * 2);
+    let (sender, receiver) =
+        mpsc::sync_channel::<(PathBuf, Result<Prepared, String>)>(args.batch.max(1) * 2);
     let processor = assessor.processor().clone();
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let queue = std::sync::Arc::new(std::sync::Mutex::new(files.clone().into_iter()));
     let limits = DecodeLimits::default().any_format();
     let mut handles = Vec::new();
     for _ in 0..workers {
-        let (sender, queue, processor, limits) = (sender.clone(), queue.clone(), processor.clone(), limits.clone());
+        let (sender, queue, processor, limits) = (
+            sender.clone(),
+            queue.clone(),
+            processor.clone(),
+            limits.clone(),
+        );
         handles.push(std::thread::spawn(move || {
             loop {
                 let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
@@ -121,7 +133,10 @@ pub fn run(args: ScoreArgs) -> Result<()> {
                     .map_err(|e| e.to_string())
                     .and_then(|image: PreparedImage| {
                         Ok(Prepared {
-                            input: ArtworkInput { image, description: read_sidecar(&path)? },
+                            input: ArtworkInput {
+                                image,
+                                description: read_sidecar(&path)?,
+                            },
                             path: path.clone(),
                             preprocess_ms: start.elapsed().as_secs_f64() * 1e3,
                         })
@@ -240,7 +255,8 @@ fn read_sidecar(image: &Path) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let bytes = std::fs::read(&sidecar).map_err(|e| format!("{}: {e}", sidecar.display()))?;
-    let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", sidecar.display()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", sidecar.display()))?;
     Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty()))
 }
 
@@ -252,11 +268,19 @@ enum Sink {
 impl Sink {
     fn open(path: Option<&Path>) -> Result<Self> {
         let writer: Box<dyn Write> = match path {
-            Some(p) => Box::new(BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+            Some(p) => Box::new(BufWriter::new(
+                File::create(p).with_context(|| format!("creating {}", p.display()))?,
+            )),
             None => Box::new(BufWriter::new(std::io::stdout())),
         };
-        let csv = path.and_then(|p| p.extension()).is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        Ok(if csv { Sink::Csv(csv::Writer::from_writer(writer)) } else { Sink::Jsonl(writer) })
+        let csv = path
+            .and_then(|p| p.extension())
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        Ok(if csv {
+            Sink::Csv(csv::Writer::from_writer(writer))
+        } else {
+            Sink::Jsonl(writer)
+        })
     }
 
     fn write(&mut self, record: &Record) -> Result<()> {

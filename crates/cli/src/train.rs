@@ -4,24 +4,24 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::images::ManifestImages;
 use anyhow::{Context, Result, bail};
 use candle_core::Tensor;
-use candle_nn::VarBuilder;
 use clap::Args;
-use easel_model::checkpoint::WeightLayout;
+use easel_model::Grid;
 use easel_model::head::HeadConfig;
-use easel_model::init::{Preset, random_head_tensors, random_tensors, weight_shapes};
-use easel_model::{Config, Grid, Qwen2VlModel};
-use crate::images::ManifestImages;
+use easel_model::init::{Preset, random_head_tensors};
+use easel_train::TrainConfig;
 use easel_train::optim::{AdamW, AdamWConfig, ScheduleKind};
 use easel_train::split::SplitSpec;
-use easel_train::trainable::{Batch, LM_TARGETS, LmItem, LoraSpec, LossWeights, RegressionLoss, Trainable};
+use easel_train::trainable::{
+    Batch, LM_TARGETS, LmItem, LoraSpec, LossWeights, RegressionLoss, Trainable,
+};
 use easel_train::trainer::{EpochMetrics, Progress};
-use easel_train::TrainConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::device::{parse_device, parse_dtype};
+use crate::device::ComputeArgs;
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -87,7 +87,11 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 32.0)]
     pub lora_alpha: f64,
     /// Projections to adapt (comma-separated); vision tower: qkv, proj, fc1, fc2.
-    #[arg(long, value_delimiter = ',', default_value = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    )]
     pub lora_targets: Vec<String>,
     /// Adapt the vision tower's projections named in --lora-targets too.
     #[arg(long)]
@@ -118,11 +122,8 @@ pub struct TrainArgs {
     /// Continue the run saved in --out after an interruption.
     #[arg(long)]
     pub resume: bool,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Base weights' dtype (adapters and head train in f32).
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     /// Hide the progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -132,11 +133,15 @@ impl TrainArgs {
     fn config(&self) -> Result<TrainConfig> {
         let split = match (self.folds, self.fold) {
             (Some(folds), Some(fold)) => SplitSpec::KFold { folds, fold },
-            _ => SplitSpec::Holdout { val_fraction: self.val_fraction },
+            _ => SplitSpec::Holdout {
+                val_fraction: self.val_fraction,
+            },
         };
         let kind = match self.loss.as_str() {
             "mse" => RegressionLoss::Mse,
-            "huber" => RegressionLoss::Huber { delta: self.huber_delta },
+            "huber" => RegressionLoss::Huber {
+                delta: self.huber_delta,
+            },
             other => bail!("unknown --loss {other:?}: use mse or huber"),
         };
         let lora = (self.lora_rank > 0 && !self.head_only).then(|| LoraSpec {
@@ -155,8 +160,16 @@ impl TrainArgs {
             head_lr: self.head_lr,
             warmup_steps: self.warmup_steps,
             schedule: self.schedule,
-            adam: AdamWConfig { weight_decay: self.weight_decay, max_grad_norm: self.max_grad_norm, ..AdamWConfig::default() },
-            loss: LossWeights { regression: self.w_reg, lm: if self.head_only { 0.0 } else { self.w_lm }, kind },
+            adam: AdamWConfig {
+                weight_decay: self.weight_decay,
+                max_grad_norm: self.max_grad_norm,
+                ..AdamWConfig::default()
+            },
+            loss: LossWeights {
+                regression: self.w_reg,
+                lm: if self.head_only { 0.0 } else { self.w_lm },
+                kind,
+            },
             lora,
             head_only: self.head_only,
             head_hidden: self.head_hidden,
@@ -197,9 +210,11 @@ impl Progress for Bars {
         }
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})")
-                .expect("a valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(name.to_string());
         self.bar = Some(bar);
@@ -216,7 +231,10 @@ impl Progress for Bars {
 
     fn epoch_done(&mut self, m: &EpochMetrics) {
         self.finish();
-        let mut line = format!("epoch {}: train loss {:.4} (reg {:.4}", m.epoch, m.train_loss, m.train_regression);
+        let mut line = format!(
+            "epoch {}: train loss {:.4} (reg {:.4}",
+            m.epoch, m.train_loss, m.train_regression
+        );
         if let Some(lm) = m.train_lm {
             line.push_str(&format!(", lm {lm:.3}"));
         }
@@ -236,11 +254,18 @@ impl Progress for Bars {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let config = args.config()?;
-    let device = parse_device(&args.device)?;
-    let dtype = parse_dtype(&args.dtype)?;
+    let device = args.compute.device()?;
+    let dtype = args.compute.dtype()?;
     let mut bars = Bars::new(args.quiet);
-    let summary = easel_train::train(&config, &device, dtype, &ManifestImages::default(), args.resume, &mut bars)
-        .with_context(|| format!("training on {}", args.data.display()))?;
+    let summary = easel_train::train(
+        &config,
+        &device,
+        dtype,
+        &ManifestImages::default(),
+        args.resume,
+        &mut bars,
+    )
+    .with_context(|| format!("training on {}", args.data.display()))?;
     bars.finish();
     if summary.interrupted {
         eprintln!(
@@ -253,15 +278,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
             summary.steps,
             summary.train_rows,
             summary.val_rows,
-            summary.best_epoch.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+            summary
+                .best_epoch
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "-".into()),
             summary.checkpoint.display()
         );
     }
     let last = summary.history.last();
-    println!("{}", json!({"event": "trained", "steps": summary.steps, "epochs_completed": summary.epochs_completed,
+    println!(
+        "{}",
+        json!({"event": "trained", "steps": summary.steps, "epochs_completed": summary.epochs_completed,
         "interrupted": summary.interrupted, "best_epoch": summary.best_epoch, "best_val_loss": summary.best_val_loss,
         "train_rows": summary.train_rows, "val_rows": summary.val_rows, "checkpoint": summary.checkpoint,
-        "last_epoch": last, "metrics": summary.checkpoint.join("metrics.json")}));
+        "last_epoch": last, "metrics": summary.checkpoint.join("metrics.json")})
+    );
     Ok(())
 }
 
@@ -273,10 +304,8 @@ pub struct TrainBenchArgs {
     /// Build the weights at random directly on the device (required).
     #[arg(long)]
     pub random_weights: bool,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
     #[arg(long, default_value_t = 16)]
     pub lora_rank: usize,
     /// Paintings per step.
@@ -308,24 +337,18 @@ pub fn bench(args: TrainBenchArgs) -> Result<()> {
     if !args.random_weights {
         bail!("only --random-weights is supported: the benchmark builds the model on the device");
     }
-    if !args.image_size.is_multiple_of(28) || args.image_size == 0 || args.steps == 0 || args.batch == 0 {
+    if !args.image_size.is_multiple_of(28)
+        || args.image_size == 0
+        || args.steps == 0
+        || args.batch == 0
+    {
         bail!("--image-size must be a positive multiple of 28; --steps and --batch positive");
     }
     let preset = Preset::parse(&args.preset)?;
-    let device = parse_device(&args.device)?;
-    let dtype = parse_dtype(&args.dtype)?;
-    let vocab = match preset {
-        Preset::Tiny => 272,
-        Preset::Qwen2Vl2b => 151_936,
-        Preset::Qwen2Vl7b => 152_064,
-    };
-    let config = Config::from_value(&preset.config_json(vocab, vocab as u32 - 16))?;
-    if !device.is_cpu() {
-        device.set_seed(args.seed)?;
-    }
+    let device = args.compute.device()?;
+    let dtype = args.compute.dtype()?;
     let start = Instant::now();
-    let vb = VarBuilder::from_tensors(random_tensors(&weight_shapes(&config), dtype, &device)?, dtype, &device);
-    let model = Qwen2VlModel::new(&config, vb, WeightLayout::Hub)?;
+    let (config, model) = crate::bench::random_model(preset, &device, dtype, args.seed)?;
     let head_config = HeadConfig::new(config.text.hidden_size, preset.head_hidden());
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     let head_init = random_head_tensors(&head_config, &mut rng)?;
@@ -333,39 +356,68 @@ pub fn bench(args: TrainBenchArgs) -> Result<()> {
     if args.lora_vision {
         targets.extend(["qkv", "proj", "fc1", "fc2"].map(String::from));
     }
-    let lora = LoraSpec { rank: args.lora_rank, alpha: 2.0 * args.lora_rank as f64, targets, include_vision: args.lora_vision };
+    let lora = LoraSpec {
+        rank: args.lora_rank,
+        alpha: 2.0 * args.lora_rank as f64,
+        targets,
+        include_vision: args.lora_vision,
+    };
     let trainable = Trainable::new(model, &head_config, head_init, Some(&lora), args.seed)?;
     let params = trainable.params();
     let trainable_params: usize = params.iter().map(|(_, v)| v.as_tensor().elem_count()).sum();
     let peaks = params.into_iter().map(|(n, v)| (n, v, 1e-4)).collect();
     let mut optimizer = AdamW::new(peaks, AdamWConfig::default())?;
     device.synchronize()?;
-    println!("{}", json!({"event": "model_built", "preset": preset.name(), "dtype": args.dtype, "device": args.device,
-        "lora_rank": args.lora_rank, "trainable_params": trainable_params, "seconds": start.elapsed().as_secs_f64()}));
+    println!(
+        "{}",
+        json!({"event": "model_built", "preset": preset.name(), "dtype": args.compute.dtype, "device": args.compute.device,
+        "lora_rank": args.lora_rank, "trainable_params": trainable_params, "seconds": start.elapsed().as_secs_f64()})
+    );
 
     let side = args.image_size / 14;
-    let grid = Grid { t: 1, h: side, w: side };
+    let grid = Grid {
+        t: 1,
+        h: side,
+        w: side,
+    };
     let merge = config.vision.spatial_merge_size;
     let text_vocab = config.vision_start_token_id;
     let sequences: Vec<(Vec<u32>, usize)> = (0..args.batch)
         .map(|_| {
-            let mut ids: Vec<u32> = (0..args.prompt_tokens / 2).map(|_| rng.random_range(0..text_vocab)).collect();
+            let mut ids: Vec<u32> = (0..args.prompt_tokens / 2)
+                .map(|_| rng.random_range(0..text_vocab))
+                .collect();
             ids.push(config.vision_start_token_id);
-            ids.extend(std::iter::repeat_n(config.image_token_id, grid.num_tokens(merge)));
+            ids.extend(std::iter::repeat_n(
+                config.image_token_id,
+                grid.num_tokens(merge),
+            ));
             ids.push(config.vision_end_token_id);
-            ids.extend((0..args.prompt_tokens - args.prompt_tokens / 2).map(|_| rng.random_range(0..text_vocab)));
+            ids.extend(
+                (0..args.prompt_tokens - args.prompt_tokens / 2)
+                    .map(|_| rng.random_range(0..text_vocab)),
+            );
             let target_start = ids.len();
             ids.extend((0..args.critique_tokens.max(1)).map(|_| rng.random_range(0..text_vocab)));
             (ids, target_start)
         })
         .collect();
     let seq_len = sequences[0].0.len();
-    let weights = LossWeights { regression: 1.0, lm: 1.0, kind: RegressionLoss::Mse };
+    let weights = LossWeights {
+        regression: 1.0,
+        lm: 1.0,
+        kind: RegressionLoss::Mse,
+    };
     let mut times = Vec::with_capacity(args.steps);
     let mut last_loss = f32::NAN;
     for _ in 0..args.steps {
-        let pixels = Tensor::randn(0f32, 1.0, (args.batch * grid.num_patches(), config.vision.patch_len()), &device)?
-            .to_dtype(dtype)?;
+        let pixels = Tensor::randn(
+            0f32,
+            1.0,
+            (args.batch * grid.num_patches(), config.vision.patch_len()),
+            &device,
+        )?
+        .to_dtype(dtype)?;
         let targets = Tensor::rand(0f32, 1.0, (args.batch, 6), &device)?;
         let batch = Batch {
             pixel_values: pixels,
@@ -375,26 +427,40 @@ pub fn bench(args: TrainBenchArgs) -> Result<()> {
             lm: sequences
                 .iter()
                 .enumerate()
-                .map(|(i, seq)| LmItem { image: i, encode: Box::new(move |_: &[f32; 6]| Ok(seq.clone())) })
+                .map(|(i, seq)| LmItem {
+                    image: i,
+                    encode: Box::new(move |_: &[f32; 6]| Ok(seq.clone())),
+                })
                 .collect(),
         };
         device.synchronize()?;
         let step_start = Instant::now();
         let parts = trainable.loss(&batch, &weights)?;
         let grads = parts.total.backward()?;
-        let grads = optimizer.params().iter().map(|(_, v)| grads.get(v.as_tensor()).cloned()).collect();
+        let grads = optimizer
+            .params()
+            .iter()
+            .map(|(_, v)| grads.get(v.as_tensor()).cloned())
+            .collect();
         optimizer.step(grads, 1.0)?;
         device.synchronize()?;
         times.push(step_start.elapsed().as_secs_f64());
         last_loss = parts.total.to_scalar::<f32>()?;
     }
-    let timed = if times.len() > 1 { &times[1..] } else { &times[..] };
+    let timed = if times.len() > 1 {
+        &times[1..]
+    } else {
+        &times[..]
+    };
     let mut sorted = timed.to_vec();
     sorted.sort_by(f64::total_cmp);
-    println!("{}", json!({"event": "train_step", "preset": preset.name(), "dtype": args.dtype, "device": args.device,
+    println!(
+        "{}",
+        json!({"event": "train_step", "preset": preset.name(), "dtype": args.compute.dtype, "device": args.compute.device,
         "lora_rank": args.lora_rank, "lora_vision": args.lora_vision, "batch": args.batch, "image_size": args.image_size,
         "visual_tokens": grid.num_tokens(merge), "sequence_tokens": seq_len, "critique_tokens": args.critique_tokens,
         "trainable_params": trainable_params, "first_step_seconds": times[0],
-        "seconds_per_step": sorted[sorted.len() / 2], "step_seconds": times, "loss": last_loss}));
+        "seconds_per_step": sorted[sorted.len() / 2], "step_seconds": times, "loss": last_loss})
+    );
     Ok(())
 }

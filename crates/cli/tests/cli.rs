@@ -1,24 +1,11 @@
 //! The `easel` binary end to end: init a checkpoint, score a folder, dump tensors, benchmark.
 
+mod common;
+
+use common::{easel, run};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::{DType, Device};
-
-fn easel() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_easel"))
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures")
@@ -26,7 +13,11 @@ fn fixtures() -> PathBuf {
 
 fn write_png(path: &Path, width: u32, height: u32, seed: u8) {
     let img = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x as u8).wrapping_mul(seed), (y as u8).wrapping_add(seed), seed])
+        image::Rgb([
+            (x as u8).wrapping_mul(seed),
+            (y as u8).wrapping_add(seed),
+            seed,
+        ])
     });
     img.save(path).unwrap();
 }
@@ -35,40 +26,86 @@ fn write_png(path: &Path, width: u32, height: u32, seed: u8) {
 fn init_then_score_a_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("model");
-    run(easel().args(["model", "init", "--preset", "tiny", "--seed", "5", "--out"]).arg(&model));
-    for file in ["config.json", "model.safetensors", "tokenizer.json", "chat_template.json", "preprocessor_config.json", "easel.json", "head.safetensors"] {
+    run(easel()
+        .args(["model", "init", "--preset", "tiny", "--seed", "5", "--out"])
+        .arg(&model));
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "chat_template.json",
+        "preprocessor_config.json",
+        "easel.json",
+        "head.safetensors",
+    ] {
         assert!(model.join(file).is_file(), "{file} missing");
     }
 
     let paintings = tmp.path().join("paintings");
     std::fs::create_dir_all(paintings.join("room2")).unwrap();
     write_png(&paintings.join("dawn.png"), 200, 150, 3);
-    std::fs::write(paintings.join("dawn.txt"), "Oil on canvas: a harbour at dawn.").unwrap();
+    std::fs::write(
+        paintings.join("dawn.txt"),
+        "Oil on canvas: a harbour at dawn.",
+    )
+    .unwrap();
     write_png(&paintings.join("room2/night.png"), 90, 160, 7);
-    std::fs::write(paintings.join("broken.jpg"), b"\xFF\xD8\xFF\xE0 definitely not a jpeg").unwrap();
-    std::fs::write(paintings.join("notes.md"), "ignored: not an image extension").unwrap();
+    std::fs::write(
+        paintings.join("broken.jpg"),
+        b"\xFF\xD8\xFF\xE0 definitely not a jpeg",
+    )
+    .unwrap();
+    std::fs::write(
+        paintings.join("notes.md"),
+        "ignored: not an image extension",
+    )
+    .unwrap();
 
     for (name, csv) in [("results.jsonl", false), ("results.csv", true)] {
         let out_file = tmp.path().join(name);
         let out = run(easel()
-            .args(["score", "--quiet", "--batch", "2", "--max-new-tokens", "6", "--model"])
+            .args([
+                "score",
+                "--quiet",
+                "--batch",
+                "2",
+                "--max-new-tokens",
+                "6",
+                "--model",
+            ])
             .arg(&model)
             .arg("--out")
             .arg(&out_file)
             .arg(&paintings));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("scored 2 painting(s), skipped 1"), "{stderr}");
+        assert!(
+            stderr.contains("scored 2 painting(s), skipped 1"),
+            "{stderr}"
+        );
         assert!(stderr.contains("broken.jpg"), "{stderr}");
         let text = std::fs::read_to_string(&out_file).unwrap();
         if csv {
             let mut reader = csv::Reader::from_reader(text.as_bytes());
             let headers = reader.headers().unwrap().clone();
-            for column in ["file", "overall", "originality", "color", "texture", "composition", "content", "critique", "model_version"] {
+            for column in [
+                "file",
+                "overall",
+                "originality",
+                "color",
+                "texture",
+                "composition",
+                "content",
+                "critique",
+                "model_version",
+            ] {
                 assert!(headers.iter().any(|h| h == column), "CSV lacks {column}");
             }
             assert_eq!(reader.records().count(), 2);
         } else {
-            let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let records: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
             assert_eq!(records.len(), 2);
             for r in &records {
                 let overall = r["overall"].as_f64().unwrap();
@@ -76,7 +113,11 @@ fn init_then_score_a_folder() {
                 assert_eq!(r["model_version"], "easel-tiny-random-seed5");
                 assert!(r["preprocess_ms"].as_f64().unwrap() >= 0.0);
             }
-            assert!(records.iter().any(|r| r["file"].as_str().unwrap().ends_with("night.png")));
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r["file"].as_str().unwrap().ends_with("night.png"))
+            );
         }
     }
 }
@@ -84,13 +125,27 @@ fn init_then_score_a_folder() {
 #[test]
 fn score_fails_clearly_without_images_or_model() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = easel().args(["score", "--model"]).arg(tmp.path()).arg(tmp.path()).output().unwrap();
+    let out = easel()
+        .args(["score", "--model"])
+        .arg(tmp.path())
+        .arg(tmp.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no images found"));
     write_png(&tmp.path().join("a.png"), 40, 40, 1);
-    let out = easel().args(["score", "--model"]).arg(tmp.path().join("nope")).arg(tmp.path()).output().unwrap();
+    let out = easel()
+        .args(["score", "--model"])
+        .arg(tmp.path().join("nope"))
+        .arg(tmp.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("easel.json"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("easel.json"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `easel model dump` reproduces HF's tensors for the tiny hub fixture (the stable contract
@@ -98,7 +153,11 @@ fn score_fails_clearly_without_images_or_model() {
 #[test]
 fn dump_matches_the_reference() {
     let tmp = tempfile::tempdir().unwrap();
-    let reference = candle_core::safetensors::load(fixtures().join("reference/hub_two_images.safetensors"), &Device::Cpu).unwrap();
+    let reference = candle_core::safetensors::load(
+        fixtures().join("reference/hub_two_images.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
     for from_file in [false, true] {
         let out = tmp.path().join(format!("dump-{from_file}.safetensors"));
         let mut cmd = easel();
@@ -108,26 +167,52 @@ fn dump_matches_the_reference() {
             .arg(fixtures().join("images/a.png"))
             .arg("--image")
             .arg(fixtures().join("images/b.jpg"))
-            .args(["--prompt", "Critique this painting: originality, color, texture, composition, content."])
+            .args([
+                "--prompt",
+                "Critique this painting: originality, color, texture, composition, content.",
+            ])
             .args(["--max-new-tokens", "12", "--ignore-eos", "--out"])
             .arg(&out);
         if from_file {
-            cmd.arg("--pixel-values-from").arg(fixtures().join("reference/hub_two_images.safetensors"));
+            cmd.arg("--pixel-values-from")
+                .arg(fixtures().join("reference/hub_two_images.safetensors"));
         }
         run(&mut cmd);
         let ours = candle_core::safetensors::load(&out, &Device::Cpu).unwrap();
-        let ints = |t: &candle_core::Tensor| t.to_dtype(DType::I64).unwrap().flatten_all().unwrap().to_vec1::<i64>().unwrap();
+        let ints = |t: &candle_core::Tensor| {
+            t.to_dtype(DType::I64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<i64>()
+                .unwrap()
+        };
         assert_eq!(ints(&ours["input_ids"]), ints(&reference["input_ids"]));
-        assert_eq!(ints(&ours["image_grid_thw"]), ints(&reference["image_grid_thw"]));
+        assert_eq!(
+            ints(&ours["image_grid_thw"]),
+            ints(&reference["image_grid_thw"])
+        );
         assert_eq!(ours["logits"].dims(), reference["logits"].dims());
         let max_diff = |a: &candle_core::Tensor, b: &candle_core::Tensor| {
-            (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
         };
         if from_file {
             // HF's own pixel values: the numerics match tightly, and greedy decoding agrees.
             assert!(max_diff(&ours["logits"], &reference["logits"]) < 1e-3);
             assert!(max_diff(&ours["vision_merged"], &reference["vision_merged"]) < 1e-4);
-            assert_eq!(ints(&ours["generated_ids"]), ints(&reference["generated_ids"]));
+            assert_eq!(
+                ints(&ours["generated_ids"]),
+                ints(&reference["generated_ids"])
+            );
         } else {
             // Our own preprocessing (JPEG decoder and resampler differ from PIL's by a few
             // levels): same shapes, logits close.
@@ -142,13 +227,35 @@ fn dump_matches_the_reference() {
 #[test]
 fn bench_runs_at_the_tiny_shape() {
     let out = run(easel().args([
-        "bench", "model", "--preset", "tiny", "--random-weights", "--image-size", "112", "--batch", "1,3",
-        "--new-tokens", "4", "--iters", "1",
+        "bench",
+        "model",
+        "--preset",
+        "tiny",
+        "--random-weights",
+        "--image-size",
+        "112",
+        "--batch",
+        "1,3",
+        "--new-tokens",
+        "4",
+        "--iters",
+        "1",
     ]));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     for path in ["score", "prefill", "generate"] {
-        assert_eq!(lines.iter().filter(|l| l["path"] == path).count(), 2, "{path}");
+        assert_eq!(
+            lines.iter().filter(|l| l["path"] == path).count(),
+            2,
+            "{path}"
+        );
     }
-    assert!(lines.iter().filter(|l| l["path"] == "score").all(|l| l["images_per_s"].as_f64().unwrap() > 0.0));
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["path"] == "score")
+            .all(|l| l["images_per_s"].as_f64().unwrap() > 0.0)
+    );
 }

@@ -1,23 +1,10 @@
 //! `easel train` → `easel score` → `easel eval` end to end on a tiny checkpoint, and
 //! `easel bench train` at the tiny shape.
 
+mod common;
+
+use common::{easel, run};
 use std::path::Path;
-use std::process::Command;
-
-fn easel() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_easel"))
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Eight 56×56 paintings with two raters and critiques (a few rubric scores missing).
 fn dataset(dir: &Path) -> std::path::PathBuf {
@@ -47,7 +34,11 @@ fn dataset(dir: &Path) -> std::path::PathBuf {
 
 fn minilm() -> std::path::PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/minilm");
-    assert!(dir.join("model.safetensors").is_file(), "run scripts/fetch-minilm.sh first ({} is missing)", dir.display());
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "run scripts/fetch-minilm.sh first ({} is missing)",
+        dir.display()
+    );
     dir
 }
 
@@ -55,16 +46,40 @@ fn minilm() -> std::path::PathBuf {
 fn train_then_score_then_eval() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("base");
-    run(easel().args(["model", "init", "--preset", "tiny", "--seed", "2", "--out"]).arg(&base));
+    run(easel()
+        .args(["model", "init", "--preset", "tiny", "--seed", "2", "--out"])
+        .arg(&base));
     // A short system prompt keeps the byte-level tiny tokenizer's sequences short.
-    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join("easel.json")).unwrap()).unwrap();
-    manifest["prompt"]["system"] = serde_json::json!("Judge {{ rubric | join(',') }}. {{ description }}");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("easel.json")).unwrap()).unwrap();
+    manifest["prompt"]["system"] =
+        serde_json::json!("Judge {{ rubric | join(',') }}. {{ description }}");
     std::fs::write(base.join("easel.json"), manifest.to_string()).unwrap();
     let data = dataset(&tmp.path().join("data"));
     let out = tmp.path().join("trained");
     let output = run(easel()
-        .args(["train", "--quiet", "--epochs", "2", "--batch-size", "2", "--grad-accum", "2", "--val-fraction", "0.25"])
-        .args(["--lora-rank", "4", "--lora-targets", "q_proj,v_proj", "--max-critique-tokens", "24", "--seed", "3"])
+        .args([
+            "train",
+            "--quiet",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "2",
+            "--grad-accum",
+            "2",
+            "--val-fraction",
+            "0.25",
+        ])
+        .args([
+            "--lora-rank",
+            "4",
+            "--lora-targets",
+            "q_proj,v_proj",
+            "--max-critique-tokens",
+            "24",
+            "--seed",
+            "3",
+        ])
         .arg("--base")
         .arg(&base)
         .arg("--data")
@@ -72,22 +87,50 @@ fn train_then_score_then_eval() {
         .arg("--out")
         .arg(&out));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("epoch 2: train loss") && stderr.contains("checkpoint in"), "{stderr}");
-    for file in ["easel.json", "head.safetensors", "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "config.json", "model.safetensors", "tokenizer.json", "run.json", "metrics.json", "split.json"] {
+    assert!(
+        stderr.contains("epoch 2: train loss") && stderr.contains("checkpoint in"),
+        "{stderr}"
+    );
+    for file in [
+        "easel.json",
+        "head.safetensors",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "run.json",
+        "metrics.json",
+        "split.json",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
-    let summary: serde_json::Value = serde_json::from_slice(output.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(output.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
     assert_eq!(summary["steps"], 4);
 
     // The trained checkpoint is served by `easel score` as it is.
     let scored = tmp.path().join("scores.jsonl");
-    run(easel().args(["score", "--quiet", "--max-new-tokens", "4", "--model"]).arg(&out).arg("--out").arg(&scored).arg(data.parent().unwrap().join("img")));
+    run(easel()
+        .args(["score", "--quiet", "--max-new-tokens", "4", "--model"])
+        .arg(&out)
+        .arg("--out")
+        .arg(&scored)
+        .arg(data.parent().unwrap().join("img")));
     assert_eq!(std::fs::read_to_string(&scored).unwrap().lines().count(), 8);
 
     // Evaluate on all rows, then on the held-out rows only.
     let report = tmp.path().join("report");
     run(easel()
-        .args(["eval", "--quiet", "--max-new-tokens", "8", "--resamples", "200", "--model"])
+        .args([
+            "eval",
+            "--quiet",
+            "--max-new-tokens",
+            "8",
+            "--resamples",
+            "200",
+            "--model",
+        ])
         .arg(&out)
         .arg("--data")
         .arg(&data)
@@ -95,24 +138,58 @@ fn train_then_score_then_eval() {
         .arg(&report)
         .arg("--minilm")
         .arg(minilm()));
-    for file in ["report.json", "report.md", "scatter_overall.svg", "residuals_overall.svg", "dimensions.svg"] {
+    for file in [
+        "report.json",
+        "report.md",
+        "scatter_overall.svg",
+        "residuals_overall.svg",
+        "dimensions.svg",
+    ] {
         assert!(report.join(file).is_file(), "{file} missing");
     }
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
+            .unwrap();
     assert_eq!(json["rows"], 8);
-    let names: Vec<&str> = json["dimensions"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = json["dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["overall", "color", "texture"]);
-    assert_eq!(json["raters"]["model_vs_rater"].as_array().unwrap().len(), 2);
-    assert_eq!(json["raters"]["rater_vs_rater"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        json["raters"]["model_vs_rater"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        json["raters"]["rater_vs_rater"].as_array().unwrap().len(),
+        1
+    );
     assert!(json["raters"]["mean_inter_rater_pearson"].as_f64().unwrap() > 0.9);
     assert_eq!(json["critique"]["reference_coverage"]["all_five"], 1.0);
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
-    assert!(md.contains("| overall | 8 |") && md.contains("ann vs ben"), "{md}");
-    assert!(std::fs::read_to_string(report.join("scatter_overall.svg")).unwrap().starts_with("<svg"));
+    assert!(
+        md.contains("| overall | 8 |") && md.contains("ann vs ben"),
+        "{md}"
+    );
+    assert!(
+        std::fs::read_to_string(report.join("scatter_overall.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
 
     let held_out = tmp.path().join("held_out");
     run(easel()
-        .args(["eval", "--quiet", "--max-new-tokens", "0", "--resamples", "50", "--model"])
+        .args([
+            "eval",
+            "--quiet",
+            "--max-new-tokens",
+            "0",
+            "--resamples",
+            "50",
+            "--model",
+        ])
         .arg(&out)
         .arg("--data")
         .arg(&data)
@@ -120,7 +197,9 @@ fn train_then_score_then_eval() {
         .arg(&held_out)
         .arg("--split-file")
         .arg(out.join("split.json")));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(held_out.join("report.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(held_out.join("report.json")).unwrap())
+            .unwrap();
     assert_eq!(json["rows"], 2);
 }
 
@@ -128,19 +207,54 @@ fn train_then_score_then_eval() {
 fn bad_manifest_rows_stop_training_with_their_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("base");
-    run(easel().args(["model", "init", "--preset", "tiny", "--out"]).arg(&base));
+    run(easel()
+        .args(["model", "init", "--preset", "tiny", "--out"])
+        .arg(&base));
     let data = tmp.path().join("data.csv");
     std::fs::write(&data, "image,overall\nnope.png,50\nalso-missing.png,500\n").unwrap();
-    let out = easel().args(["train", "--quiet", "--base"]).arg(&base).arg("--data").arg(&data).arg("--out").arg(tmp.path().join("o")).output().unwrap();
+    let out = easel()
+        .args(["train", "--quiet", "--base"])
+        .arg(&base)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(tmp.path().join("o"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 2:") && stderr.contains("line 3:") && stderr.contains("500 is outside"), "{stderr}");
+    assert!(
+        stderr.contains("line 2:")
+            && stderr.contains("line 3:")
+            && stderr.contains("500 is outside"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn bench_train_runs_at_the_tiny_shape() {
-    let out = run(easel().args(["bench", "train", "--preset", "tiny", "--random-weights", "--device", "cpu", "--steps", "2", "--image-size", "56", "--prompt-tokens", "32", "--critique-tokens", "16"]));
-    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().to_string();
+    let out = run(easel().args([
+        "bench",
+        "train",
+        "--preset",
+        "tiny",
+        "--random-weights",
+        "--device",
+        "cpu",
+        "--steps",
+        "2",
+        "--image-size",
+        "56",
+        "--prompt-tokens",
+        "32",
+        "--critique-tokens",
+        "16",
+    ]));
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
     let step: serde_json::Value = serde_json::from_str(&last).unwrap();
     assert_eq!(step["event"], "train_step");
     assert!(step["seconds_per_step"].as_f64().unwrap() > 0.0);
