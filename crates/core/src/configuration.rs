@@ -262,15 +262,18 @@ impl Settings {
     /// Loads the settings of `service` from `APP_CONFIG_DIR` (default `./config`), the
     /// environment file named by `APP_ENVIRONMENT` (default `local`) and `APP_*` variables.
     pub fn load(service: Service) -> Result<Self, ConfigurationError> {
-        let dir = std::env::var_os("APP_CONFIG_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("config"));
-        let environment: Environment =
-            std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".into()).parse()?;
-        Self::load_layers(service, &dir, environment, true)
+        let dir = std::env::var_os("APP_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("config"));
+        Self::load_from(service, &dir)
     }
 
-    /// Loads only the files in `dir` (no environment variables): what tests start from.
+    /// As [`Settings::load`], with the files in `dir`.
+    pub fn load_from(service: Service, dir: &Path) -> Result<Self, ConfigurationError> {
+        let environment: Environment =
+            std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".into()).parse()?;
+        Self::load_layers(service, dir, environment, true)
+    }
+
+    /// Loads only the files in `dir`, without environment variables.
     pub fn load_files(service: Service, dir: &Path, environment: Environment) -> Result<Self, ConfigurationError> {
         Self::load_layers(service, dir, environment, false)
     }

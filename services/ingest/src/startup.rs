@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use easel_core::configuration::IngestSettings;
-use easel_core::http::{Readiness, instrument, ops_router};
+use easel_core::http::{Readiness, instrument, ops_router, serve};
 use easel_core::queue::Publisher;
 use easel_core::storage::ImageStore;
 use easel_core::{Service, Settings, db, metrics};
@@ -137,23 +137,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_relay, relay_stopped) = watch::channel(false);
         let relay = tokio::spawn(self.relay.run(relay_stopped));
-        let (stopping_tx, mut stopping) = watch::channel(false);
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stopping_tx.send(true);
-        });
-        let grace = self.shutdown_grace;
-        let server = async move {
-            let mut server = std::pin::pin!(server.into_future());
-            tokio::select! {
-                result = &mut server => result,
-                _ = async { let _ = stopping.wait_for(|s| *s).await; tokio::time::sleep(grace).await } => {
-                    tracing::warn!("requests still running after the grace period; stopping anyway");
-                    Ok(())
-                }
-            }
-        };
-        let served = server.await;
+        let served = serve(self.listener, self.router, shutdown, self.shutdown_grace).await;
         let _ = stop_relay.send(true);
         if let Err(e) = relay.await {
             tracing::error!(error = %e, "the outbox relay panicked");

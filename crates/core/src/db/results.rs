@@ -145,8 +145,8 @@ pub async fn leaderboard(pool: &PgPool, query: &LeaderboardQuery) -> Result<Vec<
 }
 
 /// A row of an export: every submission of a competition with its result, if any, for one
-/// model version.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// model version. Its fields, in order, are the export's columns.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct ExportRow {
     pub submission_id: Uuid,
     pub external_id: Option<String>,

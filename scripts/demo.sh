@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The main job, end to end: brings everything up, pushes the 174 sample paintings through the
+# ingest API in one bulk request, waits until the worker has scored them all and prints the
+# leaderboard from the API. The demo model has random weights (see README): its scores and
+# critiques are noise; real scoring needs a trained Easel checkpoint in APP_WORKER__MODEL_DIR.
+set -euo pipefail
+source "$(dirname "$0")/services-common.sh"
+
+eval "$("$ROOT/scripts/dev-up.sh")"
+"$ROOT/scripts/fetch-paintings.sh"
+
+SLUG=${SLUG:-met-demo-$(date +%Y%m%d-%H%M%S)}
+log "creating competition $SLUG"
+curl -fsS -X POST "$INGEST_URL/v1/competitions" -H 'content-type: application/json' \
+    -d "{\"slug\": \"$SLUG\", \"title\": \"The Met, sampled\"}" >/dev/null
+
+log "submitting $(wc -l <"$PAINTINGS/manifest.jsonl") paintings in one bulk request"
+args=(-F "manifest=@$PAINTINGS/manifest.jsonl;type=application/x-ndjson")
+while read -r file; do args+=(-F "files=@$PAINTINGS/$file;type=image/jpeg"); done \
+    < <(jq -r .file "$PAINTINGS/manifest.jsonl")
+curl -fsS "${args[@]}" "$INGEST_URL/v1/competitions/$SLUG/bulk" | jq -c '{accepted, duplicates, rejected}'
+
+log "waiting for the worker"
+while true; do
+    progress=$(curl -fsS "$API_URL/v1/competitions/$SLUG/progress")
+    printf '\r    %s' "$(jq -c '{queued, processing, done, failed}' <<<"$progress")" >&2
+    if jq -e '.done + .failed == .total' <<<"$progress" >/dev/null; then break; fi
+    sleep 1
+done
+echo >&2
+
+log "leaderboard (top 10; random-weight demo model)"
+curl -fsS "$API_URL/v1/competitions/$SLUG/results?limit=10" \
+    | jq -r '.items[] | "\(.score | . * 10 | round / 10)\t\(.external_id)\t\(.critique[0:60] | gsub("\n"; " "))"'
+echo "export: $API_URL/v1/competitions/$SLUG/export.csv"

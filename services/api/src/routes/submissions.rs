@@ -1,0 +1,116 @@
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use easel_core::db::{results, submissions};
+use easel_core::domain::SubmissionStatus;
+use easel_core::http::{ApiError, ApiPath, ErrorBody};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::ScoresView;
+use crate::startup::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmissionView {
+    pub id: Uuid,
+    pub competition: String,
+    pub external_id: Option<String>,
+    pub status: SubmissionStatus,
+    /// Why it failed, when `status` is `failed`.
+    pub failure: Option<FailureView>,
+    pub image: ImageView,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The newest assessment, once there is one.
+    pub result: Option<ResultView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailureView {
+    pub code: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageView {
+    pub sha256: String,
+    pub format: String,
+    pub width: i32,
+    pub height: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultView {
+    pub model_version: String,
+    /// The leaderboard score: the rubric-weighted mean, or the overall score.
+    pub score: f32,
+    pub scores: ScoresView,
+    pub critique: String,
+    pub new_tokens: i32,
+    /// Milliseconds per stage: fetch, decode, vision, head, generate, and the batch size.
+    #[schema(value_type = Object)]
+    pub timings: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<results::ResultRecord> for ResultView {
+    fn from(r: results::ResultRecord) -> Self {
+        Self {
+            model_version: r.model_version,
+            score: r.score,
+            scores: ScoresView {
+                overall: r.overall,
+                originality: r.originality,
+                color: r.color,
+                texture: r.texture,
+                composition: r.composition,
+                content: r.content,
+            },
+            critique: r.critique,
+            new_tokens: r.new_tokens,
+            timings: r.timings.0,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A submission: its status, and its scores and critique once it has them.
+#[utoipa::path(
+    get,
+    path = "/v1/submissions/{id}",
+    params(("id" = Uuid, Path, description = "The submission id ingest returned")),
+    responses(
+        (status = 200, body = SubmissionView),
+        (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn get_submission(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<SubmissionView>, ApiError> {
+    let record = submissions::find(&state.pool, id)
+        .await
+        .map_err(ApiError::database)?
+        .ok_or_else(|| ApiError::not_found("submission.not_found", format!("there is no submission {id}")))?;
+    let result = results::latest_for_submission(&state.pool, id).await.map_err(ApiError::database)?;
+    let status = record.status().map_err(ApiError::internal)?;
+    let failure = match (record.failure_code, record.failure_reason) {
+        (Some(code), reason) if status == SubmissionStatus::Failed => Some(FailureView { code, reason: reason.unwrap_or_default() }),
+        _ => None,
+    };
+    Ok(Json(SubmissionView {
+        id: record.id,
+        competition: record.competition_slug,
+        external_id: record.external_id,
+        status,
+        failure,
+        image: ImageView { sha256: record.image_sha256, format: record.image_format, width: record.width, height: record.height },
+        description: record.description,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+        result: result.map(ResultView::from),
+    }))
+}

@@ -1,0 +1,209 @@
+//! Claims a batch in Postgres, waits for its images and runs the model once for all of them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use easel_core::configuration::WorkerSettings;
+use easel_core::db;
+use easel_core::db::results::NewResult;
+use easel_core::db::submissions::{self, Claimed};
+use easel_core::domain::{RubricScores, SubmissionStatus};
+use easel_core::metrics::{BATCH_SIZE, Stage};
+use easel_core::queue::JobDelivery;
+use easel_core::retry::Backoff;
+use easel_model::{ArtworkInput, Assessment, Assessor, ModelError};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::job::{Batch, InFlight, JobFault, Outcome, Preparation, Prepared, Settled};
+
+pub struct Assess {
+    pool: PgPool,
+    assessor: Arc<Assessor>,
+    retry: Backoff,
+    max_attempts: u32,
+}
+
+/// A job bound for the model, its image ready.
+struct ModelJob {
+    delivery: JobDelivery,
+    claim: Claimed,
+    prepared: Prepared,
+}
+
+impl Assess {
+    pub fn new(pool: PgPool, assessor: Arc<Assessor>, settings: &WorkerSettings) -> Self {
+        Self { pool, assessor, retry: settings.retry_policy(), max_attempts: settings.max_attempts }
+    }
+
+    /// Assesses batches until the intake stops sending them.
+    pub async fn run(self, mut batches: mpsc::Receiver<Batch>, settled: mpsc::Sender<Vec<Settled>>) {
+        while let Some(batch) = batches.recv().await {
+            let outcome = self.assess_batch(batch).await;
+            if settled.send(outcome).await.is_err() {
+                tracing::error!("the record stage is gone; the jobs in hand will be delivered again");
+                break;
+            }
+        }
+    }
+
+    async fn assess_batch(&self, batch: Batch) -> Vec<Settled> {
+        metrics::histogram!(BATCH_SIZE).record(batch.len() as f64);
+        let ids: Vec<Uuid> = batch.iter().map(|item| item.submission_id).collect();
+        let version = self.assessor.model_version().to_string();
+        let claimed = self
+            .retry
+            .retry(
+                "claiming a batch",
+                || Stage::Claim.time(ids.len(), submissions::claim(&self.pool, &ids, &version)),
+                db::is_transient,
+            )
+            .await;
+        let mut claimed: HashMap<Uuid, Claimed> = match claimed {
+            Ok(rows) => rows.into_iter().map(|c| (c.id, c)).collect(),
+            Err(e) => {
+                let reason = format!("cannot claim the batch: {e}");
+                return batch
+                    .into_iter()
+                    .map(|item| {
+                        item.preparation.abort();
+                        Settled { delivery: item.delivery, submission_id: item.submission_id, outcome: Outcome::Retry(reason.clone()) }
+                    })
+                    .collect();
+            }
+        };
+
+        let mut settled = Vec::with_capacity(batch.len());
+        let mut for_model = Vec::with_capacity(batch.len());
+        for item in batch {
+            let claim = claimed.remove(&item.submission_id);
+            match self.triage(item, claim).await {
+                Ok(job) => for_model.push(job),
+                Err(done) => settled.push(done),
+            }
+        }
+        settled.extend(self.run_model(for_model).await);
+        settled
+    }
+
+    /// Decides what becomes of one job of a claimed batch, waiting for its image if it goes on
+    /// to the model.
+    async fn triage(&self, item: InFlight, claim: Option<Claimed>) -> Result<ModelJob, Settled> {
+        let InFlight { delivery, submission_id: id, preparation } = item;
+        let deliveries = delivery.previous_deliveries + 1;
+        let settle = |delivery, outcome| Settled { delivery, submission_id: id, outcome };
+        let exhausted =
+            |reason: &str| Outcome::failed(id, "attempts_exhausted", format!("gave up after {deliveries} deliveries: {reason}"));
+
+        let Some(claim) = claim else {
+            preparation.abort();
+            return Err(settle(delivery, Outcome::Discard(format!("there is no submission {id}"))));
+        };
+        let status = claim.status();
+        if claim.has_result || matches!(status, Ok(SubmissionStatus::Done)) {
+            preparation.abort();
+            return Err(settle(delivery, Outcome::Duplicate));
+        }
+        if matches!(status, Ok(SubmissionStatus::Failed)) {
+            preparation.abort();
+            return Err(settle(delivery, Outcome::Discard(format!("submission {id} has already failed"))));
+        }
+        let prepared = match preparation {
+            Preparation::Exhausted => return Err(settle(delivery, exhausted("no success in time"))),
+            Preparation::Running(task) => task
+                .await
+                .unwrap_or_else(|e| Err(JobFault::Transient(format!("the preparation task failed: {e}")))),
+        };
+        match prepared {
+            Ok(prepared) => Ok(ModelJob { delivery, claim, prepared }),
+            Err(JobFault::Permanent { code, reason }) => Err(settle(delivery, Outcome::failed(id, code, reason))),
+            Err(JobFault::Transient(reason)) if deliveries >= self.max_attempts => Err(settle(delivery, exhausted(&reason))),
+            Err(JobFault::Transient(reason)) => Err(settle(delivery, Outcome::Retry(reason))),
+        }
+    }
+
+    /// One model call for the whole batch. If it fails, each painting is tried alone, so that
+    /// one bad input fails only itself.
+    async fn run_model(&self, jobs: Vec<ModelJob>) -> Vec<Settled> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let mut inputs = Vec::with_capacity(jobs.len());
+        let mut metas = Vec::with_capacity(jobs.len());
+        for ModelJob { delivery, claim, prepared } in jobs {
+            inputs.push(ArtworkInput { image: prepared.image, description: claim.description.clone() });
+            metas.push((delivery, claim, prepared.fetch_ms, prepared.decode_ms));
+        }
+        let n = inputs.len();
+        let (inputs, assessed) = Stage::Model.time(n, self.assess(inputs)).await;
+        let assessments: Vec<Result<Assessment, String>> = match assessed {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            Err(e) if n == 1 => vec![Err(e.to_string())],
+            Err(e) => {
+                tracing::warn!(error = %e, batch = n, "the batch failed in the model; trying each painting alone");
+                let mut singles = Vec::with_capacity(n);
+                for input in inputs {
+                    let (_, one) = Stage::Model.time(1, self.assess(vec![input])).await;
+                    singles.push(one.map_err(|e| e.to_string()).and_then(|mut a| a.pop().ok_or_else(|| "no assessment".into())));
+                }
+                singles
+            }
+        };
+        let version = self.assessor.model_version();
+        metas
+            .into_iter()
+            .zip(assessments)
+            .map(|((delivery, claim, fetch_ms, decode_ms), assessment)| {
+                let id = claim.id;
+                let outcome = match assessment {
+                    Ok(a) => result_outcome(&claim, version, a, fetch_ms, decode_ms),
+                    Err(reason) => Outcome::failed(id, "model.error", reason),
+                };
+                Settled { delivery, submission_id: id, outcome }
+            })
+            .collect()
+    }
+
+    /// Runs the model off the async threads; gives the inputs back for a retry.
+    async fn assess(&self, inputs: Vec<ArtworkInput>) -> (Vec<ArtworkInput>, Result<Vec<Assessment>, ModelError>) {
+        let assessor = self.assessor.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let out = assessor.assess(&inputs);
+            (inputs, out)
+        });
+        match task.await {
+            Ok(done) => done,
+            Err(e) => (Vec::new(), Err(ModelError::Input(format!("the model task failed: {e}")))),
+        }
+    }
+}
+
+fn result_outcome(claim: &Claimed, version: &str, a: Assessment, fetch_ms: f64, decode_ms: f64) -> Outcome {
+    let scores = match RubricScores::parse(a.scores.to_array()) {
+        Ok(scores) => scores,
+        Err(e) => return Outcome::failed(claim.id, "model.invalid_output", e.to_string()),
+    };
+    let score = match &claim.rubric_weights {
+        Some(weights) => weights.0.score(&scores),
+        None => scores.overall.value(),
+    };
+    let timings = serde_json::json!({
+        "fetch_ms": fetch_ms,
+        "decode_ms": decode_ms,
+        "vision_ms": a.timings.vision_ms,
+        "head_ms": a.timings.head_ms,
+        "generate_ms": a.timings.generate_ms,
+        "batch_size": a.timings.batch_size,
+    });
+    Outcome::Done(Box::new(NewResult {
+        submission_id: claim.id,
+        competition_id: claim.competition_id,
+        model_version: version.to_string(),
+        score,
+        scores,
+        critique: a.critique,
+        new_tokens: i32::try_from(a.new_tokens).unwrap_or(i32::MAX),
+        timings,
+    }))
+}

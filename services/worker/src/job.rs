@@ -1,0 +1,76 @@
+//! A job on its way through the worker, and how it ends.
+
+use easel_core::db::results::NewResult;
+use easel_core::db::submissions::Failure;
+use easel_core::queue::JobDelivery;
+use easel_model::PreparedImage;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// Why a job could not be done right now.
+#[derive(Debug, Clone)]
+pub enum JobFault {
+    /// Trying again will not help (an image that does not decode, an object that is gone).
+    Permanent { code: String, reason: String },
+    /// A dependency failed; worth another delivery.
+    Transient(String),
+}
+
+/// A fetched, decoded and patchified image, with what that took.
+pub struct Prepared {
+    pub image: PreparedImage,
+    pub fetch_ms: f64,
+    pub decode_ms: f64,
+}
+
+/// A job taken from the queue, its image being prepared.
+pub struct InFlight {
+    pub delivery: JobDelivery,
+    pub submission_id: Uuid,
+    pub preparation: Preparation,
+}
+
+pub enum Preparation {
+    Running(JoinHandle<Result<Prepared, JobFault>>),
+    /// Delivered `worker.max_attempts` times already: it fails without another try.
+    Exhausted,
+}
+
+impl Preparation {
+    /// Stops the preparation: the job will not reach the model.
+    pub fn abort(&self) {
+        if let Preparation::Running(task) = self {
+            task.abort();
+        }
+    }
+}
+
+/// Up to `worker.batch_size` jobs that go through the model together.
+pub type Batch = Vec<InFlight>;
+
+/// How a job ends; the record stage writes it and then settles the delivery.
+pub enum Outcome {
+    /// Scored: write the result, then ack.
+    Done(Box<NewResult>),
+    /// Already scored by this model version (a redelivery): ack.
+    Duplicate,
+    /// Will never be scored: mark the submission failed, then dead-letter.
+    Failed(Failure),
+    /// Nothing to record (no such submission, or already failed): dead-letter.
+    Discard(String),
+    /// A transient fault: hand the job back for another delivery.
+    Retry(String),
+}
+
+impl Outcome {
+    pub fn failed(submission_id: Uuid, code: impl Into<String>, reason: impl Into<String>) -> Self {
+        Outcome::Failed(Failure { submission_id, code: code.into(), reason: reason.into() })
+    }
+}
+
+/// A job with its outcome, waiting to be recorded and settled.
+pub struct Settled {
+    pub delivery: JobDelivery,
+    pub submission_id: Uuid,
+    pub outcome: Outcome,
+}

@@ -1,0 +1,145 @@
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use easel_core::http::{Readiness, instrument, ops_router, serve};
+use easel_core::storage::ImageStore;
+use easel_core::{Settings, db, metrics};
+use easel_model::Assessor;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::assess::Assess;
+use crate::intake::Intake;
+use crate::record::Record;
+
+/// The worker: its health server up, its model loaded, ready to consume.
+pub struct Worker {
+    settings: Arc<Settings>,
+    pool: PgPool,
+    store: ImageStore,
+    assessor: Arc<Assessor>,
+    connected: Arc<AtomicBool>,
+    health: JoinHandle<()>,
+    stop_health: watch::Sender<bool>,
+    port: u16,
+}
+
+impl Worker {
+    /// Starts the health server (`/healthz`, `/readyz`, `/metrics` on `application.port`), then
+    /// loads the model; `/readyz` says `model: loading` meanwhile.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let pool = db::pool(&settings.database)?;
+        let store = ImageStore::new(&settings.s3);
+        let connected = Arc::new(AtomicBool::new(false));
+        let model_loaded = Arc::new(AtomicBool::new(false));
+        let readiness = Readiness::new()
+            .with("database", {
+                let pool = pool.clone();
+                move || {
+                    let pool = pool.clone();
+                    async move { db::check(&pool).await }
+                }
+            })
+            .with("s3", {
+                let store = store.clone();
+                move || {
+                    let store = store.clone();
+                    async move { store.check().await }
+                }
+            })
+            .with("rabbitmq", {
+                let connected = connected.clone();
+                move || {
+                    let up = connected.load(Ordering::Relaxed);
+                    async move { if up { Ok(()) } else { Err("not consuming") } }
+                }
+            })
+            .with("model", {
+                let loaded = model_loaded.clone();
+                move || {
+                    let up = loaded.load(Ordering::Relaxed);
+                    async move { if up { Ok(()) } else { Err("loading") } }
+                }
+            });
+        let address = format!("{}:{}", settings.application.host, settings.application.port);
+        let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
+        let port = listener.local_addr()?.port();
+        let (stop_health, mut health_stopped) = watch::channel(false);
+        let router = instrument(ops_router(readiness, metrics::install()));
+        let health = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = health_stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = serve(listener, router, stopped, Duration::from_secs(1)).await {
+                tracing::error!(error = %e, "the health server failed");
+            }
+        });
+        tracing::info!(%address, port, "worker health server listening");
+
+        let worker_settings = settings.worker.clone();
+        let assessor = tokio::task::spawn_blocking(move || crate::model::load(&worker_settings))
+            .await
+            .context("the model loading task failed")??;
+        model_loaded.store(true, Ordering::Relaxed);
+        tracing::info!(model_version = assessor.model_version(), device = ?settings.worker.device, "model loaded");
+        Ok(Self { settings, pool, store, assessor: Arc::new(assessor), connected, health, stop_health, port })
+    }
+
+    /// The health server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Consumes until `shutdown` resolves; then stops consuming, finishes the batches in hand
+    /// (for up to `worker.max_batch_seconds`; what is left then goes back to the queue when the
+    /// connection closes) and returns.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let worker = &self.settings.worker;
+        let (batch_tx, batch_rx) = mpsc::channel(1);
+        let (settled_tx, settled_rx) = mpsc::channel(1);
+        let (stop, stopped) = watch::channel(false);
+        let intake = Intake {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            processor: self.assessor.processor().clone(),
+            limits: Arc::new(self.settings.ingest.decode_limits()),
+            decode_slots: Arc::new(Semaphore::new(worker.decode_concurrency)),
+            connected: self.connected.clone(),
+        };
+        let intake = tokio::spawn(intake.run(batch_tx, stopped));
+        let assess = tokio::spawn(Assess::new(self.pool.clone(), self.assessor.clone(), worker).run(batch_rx, settled_tx));
+        let record = tokio::spawn(Record::new(self.pool.clone(), worker.retry_policy()).run(settled_rx));
+
+        shutdown.await;
+        tracing::info!("stopping: no new jobs; finishing the batches in hand");
+        let _ = stop.send(true);
+        let drain = async {
+            let consumer = intake.await.ok().flatten();
+            let _ = assess.await;
+            let _ = record.await;
+            consumer
+        };
+        match tokio::time::timeout(worker.max_batch_time(), drain).await {
+            Ok(consumer) => {
+                if let Some(consumer) = consumer {
+                    consumer.close().await;
+                }
+                tracing::info!("worker stopped");
+            }
+            Err(_) => tracing::warn!(
+                seconds = worker.max_batch_seconds,
+                "the batches in hand did not finish in time; they go back to the queue"
+            ),
+        }
+        let _ = self.stop_health.send(true);
+        let _ = self.health.await;
+        self.pool.close().await;
+        Ok(())
+    }
+}
