@@ -298,15 +298,20 @@ impl TestApp {
 
     /// Starts an `easel-worker` process and waits until its `/readyz` says ready.
     pub async fn start_worker(&mut self) -> &mut WorkerProcess {
-        let worker = self.launch_worker().await.expect("starting a worker");
-        self.workers.push(worker);
-        let worker = self.workers.last_mut().expect("just pushed");
+        let worker = self.launch_worker().await;
         worker.wait_ready(Duration::from_secs(90)).await.expect("the worker did not become ready");
         worker
     }
 
-    /// Starts an `easel-worker` process without waiting for it.
-    pub async fn launch_worker(&mut self) -> Result<WorkerProcess> {
+    /// Starts an `easel-worker` process (the next [`TestApp::worker`] index) without waiting
+    /// for it to be ready.
+    pub async fn launch_worker(&mut self) -> &mut WorkerProcess {
+        let worker = self.spawn_worker_process().await.expect("starting a worker");
+        self.workers.push(worker);
+        self.workers.last_mut().expect("just pushed")
+    }
+
+    async fn spawn_worker_process(&mut self) -> Result<WorkerProcess> {
         let port = free_port()?;
         self.worker_count += 1;
         let log_path = self.logs.join(format!("worker-{}.log", self.worker_count));
@@ -366,6 +371,75 @@ impl TestApp {
         let body: serde_json::Value = response.json().await.expect("a JSON answer");
         assert!(status.is_success(), "submitting {}: {status} {body}", painting.file);
         body["id"].as_str().and_then(|id| id.parse().ok()).expect("an id")
+    }
+
+    /// Submits paintings in one bulk request: a JSON-lines manifest, then one `files` part per
+    /// painting. `entries` pairs each painting with its external id.
+    pub async fn submit_bulk(&self, slug: &str, entries: &[(&Painting, String)]) -> reqwest::Response {
+        let manifest = bulk_manifest(entries);
+        let mut form = reqwest::multipart::Form::new().part(
+            "manifest",
+            reqwest::multipart::Part::bytes(manifest).file_name("manifest.jsonl").mime_str("application/x-ndjson").expect("a MIME type"),
+        );
+        for (painting, _) in entries {
+            let part = reqwest::multipart::Part::bytes(painting.bytes.clone()).file_name(painting.file.clone());
+            form = form.part("files", part.mime_str("image/jpeg").expect("a MIME type"));
+        }
+        self.post_bulk(slug, form).await
+    }
+
+    /// Submits paintings as one zip (`manifest.jsonl` at its root, then the files).
+    pub async fn submit_zip(&self, slug: &str, entries: &[(&Painting, String)]) -> reqwest::Response {
+        use std::io::Write;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("manifest.jsonl", stored).expect("a zip entry");
+        zip.write_all(&bulk_manifest(entries)).expect("writing the manifest");
+        for (painting, _) in entries {
+            zip.start_file(painting.file.as_str(), stored).expect("a zip entry");
+            zip.write_all(&painting.bytes).expect("writing a painting");
+        }
+        let archive = zip.finish().expect("closing the zip").into_inner();
+        let part = reqwest::multipart::Part::bytes(archive).file_name("entries.zip").mime_str("application/zip").expect("a MIME type");
+        self.post_bulk(slug, reqwest::multipart::Form::new().part("archive", part)).await
+    }
+
+    async fn post_bulk(&self, slug: &str, form: reqwest::multipart::Form) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/competitions/{slug}/bulk", self.ingest_url))
+            .multipart(form)
+            .send()
+            .await
+            .expect("POST bulk")
+    }
+
+    /// GETs a JSON document from the api service.
+    pub async fn api_json(&self, path_and_query: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self.http.get(format!("{}{path_and_query}", self.api_url)).send().await.expect("GET from the api");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// GETs a text document (an export) from the api service.
+    pub async fn api_text(&self, path_and_query: &str) -> (reqwest::StatusCode, String) {
+        let response = self.http.get(format!("{}{path_and_query}", self.api_url)).send().await.expect("GET from the api");
+        let status = response.status();
+        (status, response.text().await.expect("a text body"))
+    }
+
+    /// Results and submissions, checked for the invariant every test ends on: each submission
+    /// is `done` with exactly one result, or `failed` with none.
+    pub async fn assert_exactly_once(&self) {
+        let orphans = self
+            .count("SELECT count(*) FROM submissions s WHERE status = 'done' AND (SELECT count(*) FROM results r WHERE r.submission_id = s.id) <> 1")
+            .await;
+        assert_eq!(orphans, 0, "done submissions without exactly one result");
+        let stray = self
+            .count("SELECT count(*) FROM submissions s WHERE status <> 'done' AND EXISTS (SELECT 1 FROM results r WHERE r.submission_id = s.id)")
+            .await;
+        assert_eq!(stray, 0, "results for submissions that are not done");
+        let duplicates = self.count("SELECT count(*) - count(DISTINCT (submission_id, model_version)) FROM results").await;
+        assert_eq!(duplicates, 0, "duplicate results");
     }
 
     /// Waits until `expected` submissions are done or failed; fails with the worker logs' tail.
@@ -525,6 +599,17 @@ pub fn s3_client(settings: &Settings) -> aws_sdk_s3::Client {
         config = config.endpoint_url(endpoint);
     }
     aws_sdk_s3::Client::from_conf(config.build())
+}
+
+/// A bulk manifest in JSON lines: `file`, `external_id`, `description` per painting.
+fn bulk_manifest(entries: &[(&Painting, String)]) -> Vec<u8> {
+    let mut manifest = Vec::new();
+    for (painting, external_id) in entries {
+        let line = serde_json::json!({ "file": painting.file, "external_id": external_id, "description": painting.description });
+        serde_json::to_writer(&mut manifest, &line).expect("a JSON line");
+        manifest.push(b'\n');
+    }
+    manifest
 }
 
 /// A multipart submission, field by field (bytes, so tests can send invalid text).

@@ -1,6 +1,6 @@
 //! Claims a batch in Postgres, waits for its images and runs the model once for all of them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use easel_core::configuration::WorkerSettings;
@@ -76,7 +76,15 @@ impl Assess {
 
         let mut settled = Vec::with_capacity(batch.len());
         let mut for_model = Vec::with_capacity(batch.len());
+        let mut seen = HashSet::with_capacity(batch.len());
         for item in batch {
+            // The same job twice in one batch (published twice, delivered together): the first
+            // is assessed; the other is settled with it, as a duplicate.
+            if !seen.insert(item.submission_id) {
+                item.preparation.abort();
+                settled.push(Settled { delivery: item.delivery, submission_id: item.submission_id, outcome: Outcome::Duplicate });
+                continue;
+            }
             let claim = claimed.remove(&item.submission_id);
             match self.triage(item, claim).await {
                 Ok(job) => for_model.push(job),

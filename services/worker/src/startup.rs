@@ -12,6 +12,10 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
 
 use crate::assess::Assess;
 use crate::intake::Intake;
@@ -26,6 +30,8 @@ pub struct Worker {
     connected: Arc<AtomicBool>,
     health: JoinHandle<()>,
     stop_health: watch::Sender<bool>,
+    /// Turns true on `/drain` or at shutdown: stop consuming.
+    stop: watch::Sender<bool>,
     port: u16,
 }
 
@@ -71,7 +77,9 @@ impl Worker {
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
         let (stop_health, mut health_stopped) = watch::channel(false);
-        let router = instrument(ops_router(readiness, metrics::install()));
+        let (stop, _) = watch::channel(false);
+        let drain = Router::new().route("/drain", get(drain).post(drain)).with_state(stop.clone());
+        let router = instrument(ops_router(readiness.with("consuming", draining_check(stop.subscribe())), metrics::install()).merge(drain));
         let health = tokio::spawn(async move {
             let stopped = async move {
                 let _ = health_stopped.wait_for(|s| *s).await;
@@ -88,7 +96,7 @@ impl Worker {
             .context("the model loading task failed")??;
         model_loaded.store(true, Ordering::Relaxed);
         tracing::info!(model_version = assessor.model_version(), device = ?settings.worker.device, "model loaded");
-        Ok(Self { settings, pool, store, assessor: Arc::new(assessor), connected, health, stop_health, port })
+        Ok(Self { settings, pool, store, assessor: Arc::new(assessor), connected, health, stop_health, stop, port })
     }
 
     /// The health server's port.
@@ -99,11 +107,15 @@ impl Worker {
     /// Consumes until `shutdown` resolves; then stops consuming, finishes the batches in hand
     /// (for up to `worker.max_batch_seconds`; what is left then goes back to the queue when the
     /// connection closes) and returns.
+    ///
+    /// `GET /drain` (the Kubernetes `preStop` hook) stops consuming early: the batches in hand
+    /// are finished, `/readyz` turns 503, and the worker idles until `shutdown`.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let worker = &self.settings.worker;
         let (batch_tx, batch_rx) = mpsc::channel(1);
         let (settled_tx, settled_rx) = mpsc::channel(1);
-        let (stop, stopped) = watch::channel(false);
+        let stop = self.stop.clone();
+        let stopped = stop.subscribe();
         let intake = Intake {
             settings: self.settings.clone(),
             store: self.store.clone(),
@@ -116,30 +128,54 @@ impl Worker {
         let assess = tokio::spawn(Assess::new(self.pool.clone(), self.assessor.clone(), worker).run(batch_rx, settled_tx));
         let record = tokio::spawn(Record::new(self.pool.clone(), worker.retry_policy()).run(settled_rx));
 
-        shutdown.await;
+        tokio::pin!(shutdown);
+        let mut drained = stop.subscribe();
+        let shut_down = tokio::select! {
+            _ = &mut shutdown => true,
+            _ = drained.wait_for(|s| *s) => false,
+        };
         tracing::info!("stopping: no new jobs; finishing the batches in hand");
-        let _ = stop.send(true);
-        let drain = async {
+        stop.send_replace(true);
+        let finish = async {
             let consumer = intake.await.ok().flatten();
             let _ = assess.await;
             let _ = record.await;
             consumer
         };
-        match tokio::time::timeout(worker.max_batch_time(), drain).await {
+        match tokio::time::timeout(worker.max_batch_time(), finish).await {
             Ok(consumer) => {
                 if let Some(consumer) = consumer {
                     consumer.close().await;
                 }
-                tracing::info!("worker stopped");
+                tracing::info!("the batches in hand are settled");
             }
             Err(_) => tracing::warn!(
                 seconds = worker.max_batch_seconds,
                 "the batches in hand did not finish in time; they go back to the queue"
             ),
         }
+        if !shut_down {
+            tracing::info!("drained; waiting for the shutdown signal");
+            shutdown.await;
+        }
+        tracing::info!("worker stopped");
         let _ = self.stop_health.send(true);
         let _ = self.health.await;
         self.pool.close().await;
         Ok(())
     }
+}
+
+/// `GET|POST /drain`: stop consuming (idempotent). The process keeps serving its health
+/// endpoints and exits on SIGTERM.
+async fn drain(State(stop): State<watch::Sender<bool>>) -> (StatusCode, axum::Json<serde_json::Value>) {
+    if !stop.send_replace(true) {
+        tracing::info!("drain requested");
+    }
+    (StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "status": "draining" })))
+}
+
+/// A readiness check that fails once the worker stops consuming (drain or shutdown).
+fn draining_check(stop: watch::Receiver<bool>) -> impl Fn() -> std::future::Ready<Result<(), &'static str>> + Clone + Send + Sync + 'static {
+    move || std::future::ready(if *stop.borrow() { Err("draining") } else { Ok(()) })
 }

@@ -1,4 +1,12 @@
 //! End-to-end tests of the pipeline on real Postgres, RabbitMQ and S3 (SeaweedFS): run
-//! `scripts/test-services.sh`, which starts them.
+//! `scripts/test.sh` (or `scripts/test-services.sh`), which starts them. Each test gets a fresh
+//! database, queue and bucket (`easel_tests::TestApp`); workers are real `easel-worker`
+//! processes.
 
+mod bad_input;
+mod crash;
+mod end_to_end;
+mod failures;
+mod idempotency;
+mod lifecycle;
 mod smoke;

@@ -1,0 +1,135 @@
+use std::time::Duration;
+
+use easel_tests::{Dependency, TestApp, paintings};
+
+use crate::failures::wait_for_some_done;
+
+/// `/readyz` fails while a dependency is down (ingest: Postgres; worker: RabbitMQ, before it
+/// ever connects) and passes once it is back; `/healthz` stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_dependencies() {
+    let mut app = TestApp::options().proxy(Dependency::Postgres).proxy(Dependency::RabbitMq).spawn().await;
+    let http = app.http.clone();
+    let get = move |url: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = get(format!("{}/readyz", app.ingest_url)).await;
+    assert_eq!(status, 200, "{body}");
+
+    app.proxies[&Dependency::Postgres].cut();
+    let (status, body) = get(format!("{}/readyz", app.ingest_url)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_ne!(body["checks"]["database"], "ok", "{body}");
+    let (status, _) = get(format!("{}/readyz", app.api_url)).await;
+    assert_eq!(status, 503);
+    assert_eq!(get(format!("{}/healthz", app.ingest_url)).await.0, 200);
+    app.proxies[&Dependency::Postgres].restore();
+    eventually(|| get(format!("{}/readyz", app.ingest_url)), 200).await;
+
+    // A worker whose broker is down loads its model but is not ready.
+    app.proxies[&Dependency::RabbitMq].cut();
+    let ready = app.launch_worker().await.wait_ready(Duration::from_secs(5)).await;
+    assert!(ready.is_err(), "ready without a broker");
+    let (status, body) = get(app.worker(0).url("/readyz")).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["checks"]["model"], "ok", "{body}");
+    assert_ne!(body["checks"]["rabbitmq"], "ok", "{body}");
+    app.proxies[&Dependency::RabbitMq].restore();
+    app.worker(0).wait_ready(Duration::from_secs(30)).await.expect("ready once the broker is back");
+}
+
+/// SIGTERM in the middle of a run: the worker stops taking jobs, finishes the batch in hand
+/// and exits 0 without leaving anything half done; another worker finishes the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_batch_in_hand_and_exits() {
+    let mut app = TestApp::options()
+        .configure(|s| {
+            s.worker.batch_size = 8;
+            s.worker.max_new_tokens = Some(16);
+        })
+        .spawn()
+        .await;
+    assert_eq!(app.create_competition("sigterm", None).await.status(), 201);
+    const TOTAL: i64 = 60;
+    for (i, p) in paintings()[..TOTAL as usize].iter().enumerate() {
+        app.submit_painting("sigterm", p, &format!("e-{i}")).await;
+    }
+    app.start_worker().await;
+    wait_for_some_done(&app, 8, TOTAL).await;
+    app.worker(0).terminate();
+    let status = app.worker(0).wait_exit(Duration::from_secs(30)).await.expect("the worker exits within its batch time");
+    assert!(status.success(), "exit status {status}:\n{}", app.worker(0).log_tail(20));
+    assert_eq!(
+        app.count("SELECT count(*) FROM submissions WHERE status = 'processing'").await,
+        0,
+        "a batch claimed but not finished"
+    );
+    let done = app.count("SELECT count(*) FROM submissions WHERE status = 'done'").await;
+    assert!(done < TOTAL, "the worker stopped early, not after the whole run");
+    assert!(app.worker(0).log_tail(5).contains("worker stopped"), "{}", app.worker(0).log_tail(5));
+
+    app.start_worker().await;
+    app.wait_until_settled(TOTAL, Duration::from_secs(120)).await;
+    app.assert_exactly_once().await;
+}
+
+/// `GET /drain` (the Kubernetes preStop hook): no new jobs, `/readyz` 503, the process stays up
+/// until SIGTERM and then exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_stops_consuming_until_sigterm() {
+    let mut app = TestApp::spawn().await;
+    assert_eq!(app.create_competition("drain", None).await.status(), 201);
+    for (i, p) in paintings()[..4].iter().enumerate() {
+        app.submit_painting("drain", p, &format!("e-{i}")).await;
+    }
+    app.start_worker().await;
+    app.wait_until_settled(4, Duration::from_secs(60)).await;
+
+    let (drain, readyz, healthz) = (app.worker(0).url("/drain"), app.worker(0).url("/readyz"), app.worker(0).url("/healthz"));
+    let drained = app.http.get(&drain).send().await.unwrap();
+    assert_eq!(drained.status(), 202);
+    eventually(
+        || {
+            let http = app.http.clone();
+            let url = readyz.clone();
+            async move { (http.get(url).send().await.unwrap().status().as_u16(), ()) }
+        },
+        503,
+    )
+    .await;
+    for (i, p) in paintings()[4..8].iter().enumerate() {
+        app.submit_painting("drain", p, &format!("after-{i}")).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(app.count("SELECT count(*) FROM submissions WHERE status = 'done'").await, 4, "a drained worker takes no jobs");
+    assert_eq!(app.http.get(&healthz).send().await.unwrap().status(), 200, "still up");
+
+    app.worker(0).terminate();
+    let status = app.worker(0).wait_exit(Duration::from_secs(30)).await.expect("exits on SIGTERM");
+    assert!(status.success());
+    app.start_worker().await;
+    app.wait_until_settled(8, Duration::from_secs(60)).await;
+    app.assert_exactly_once().await;
+}
+
+/// Polls until the status is `expected` (10 s at most).
+async fn eventually<F, Fut, T>(mut probe: F, expected: u16)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (u16, T)>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        let (status, _) = probe().await;
+        if status == expected {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "status {status}, expected {expected}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
