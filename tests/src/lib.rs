@@ -3,6 +3,7 @@
 //! running in-process on port 0, and workers as real `easel-worker` processes that can be
 //! killed or stopped. Everything is driven from outside: HTTP, the queue, SQL, S3.
 
+pub mod bench;
 pub mod paintings;
 pub mod proxy;
 

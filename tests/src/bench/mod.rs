@@ -1,0 +1,276 @@
+//! The pipeline benchmark (`easel-bench`): jobs per second end to end, ingest → S3 → RabbitMQ
+//! → worker (the tiny random model) → Postgres, and where each job's time goes.
+//!
+//! Ingest, api and the worker run in this process on the real Postgres, RabbitMQ and S3 of the
+//! machine, against fresh resources of their own (a [`TestApp`]), so they share one Prometheus
+//! recorder: the per-stage figures are the stage timers the services keep
+//! ([`easel_core::metrics::Stage`]), read before and after the measured window. A baseline in
+//! the same run calls the same model on the same paintings directly, with no services around.
+
+pub mod baseline;
+pub mod load;
+pub mod prometheus;
+pub mod report;
+pub mod system;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use easel_core::configuration::{ComputeDevice, ComputeDtype, Settings};
+use easel_worker::startup::Worker;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{TestApp, paintings};
+use prometheus::{Snapshot, Window};
+use report::{Report, RunInfo};
+use system::{CpuTimes, Machine};
+
+/// What the benchmark runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Submissions to push through the pipeline (the 174 sample paintings, cycled).
+    #[arg(long, default_value_t = 522)]
+    pub jobs: usize,
+    /// Worker batch size (`worker.batch_size`): paintings per model call.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Critique length in tokens (`worker.max_new_tokens`).
+    #[arg(long, default_value_t = 8)]
+    pub max_new_tokens: usize,
+    /// Images the worker fetches and decodes at once (`worker.decode_concurrency`); default:
+    /// config/base.yaml's.
+    #[arg(long)]
+    pub decode_concurrency: Option<usize>,
+    /// Upload requests in flight.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Upload through `POST /v1/competitions/{slug}/bulk` instead of one request per painting.
+    #[arg(long)]
+    pub bulk: bool,
+    /// Paintings per bulk request (with --bulk).
+    #[arg(long, default_value_t = 64, requires = "bulk")]
+    pub bulk_entries: usize,
+    /// Start the worker only once every upload is accepted (ingest and worker then do not
+    /// compete for the CPU; end to end still runs from the first upload to the last result).
+    #[arg(long)]
+    pub phased: bool,
+    /// Jobs sent through the whole pipeline before measuring (connections, first allocations).
+    #[arg(long, default_value_t = 16)]
+    pub warmup: usize,
+    /// Paintings for the baseline (decode + model called directly); 0 skips it.
+    #[arg(long, default_value_t = 174)]
+    pub baseline_images: usize,
+    /// Gives up if the jobs are not all settled within this many seconds.
+    #[arg(long, default_value_t = 240)]
+    pub timeout_s: u64,
+}
+
+/// Runs the benchmark: the baseline, then the pipeline. Resources are dropped on return.
+pub async fn run(options: &Options) -> Result<Report> {
+    if options.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let started_at = chrono::Utc::now();
+    easel_core::metrics::install();
+    let paintings = paintings();
+    let app = {
+        let options = options.clone();
+        TestApp::options()
+            .without_services()
+            .configure(move |s| configure(s, &options))
+            .spawn()
+            .await
+    };
+    let mut app = app;
+
+    let baseline = if options.baseline_images > 0 {
+        eprintln!("baseline: {} paintings through decode and the model, no services", options.baseline_images);
+        let (settings, n) = (app.settings.clone(), options.baseline_images);
+        Some(tokio::task::spawn_blocking(move || baseline::measure(&settings, paintings, n)).await??)
+    } else {
+        None
+    };
+
+    app.start_services().await?;
+    let mut worker = Some(RunningWorker::start(&app.settings).await?);
+
+    if options.warmup > 0 {
+        eprintln!("warm-up: {} jobs", options.warmup);
+        create_competition(&app, "bench-warmup").await?;
+        let jobs = load::jobs(paintings, options.warmup, "warmup");
+        load::single(&app, "bench-warmup", &jobs, options.concurrency, &AtomicUsize::new(0)).await?;
+        wait_until_settled(&app, "bench-warmup", options.warmup, Duration::from_secs(options.timeout_s), None).await?;
+    }
+    // Phased: this run's worker is built (its model loaded) now and consumes only after the
+    // uploads.
+    let mut waiting_worker = None;
+    if options.phased {
+        if let Some(w) = worker.take() {
+            w.stop().await?;
+        }
+        waiting_worker = Some(Worker::build(app.settings.clone()).await.context("starting the worker")?);
+    }
+
+    let slug = "bench";
+    create_competition(&app, slug).await?;
+    let jobs = load::jobs(paintings, options.jobs, "bench");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    eprintln!(
+        "measuring: {} jobs, {} uploads, {} in flight{}",
+        options.jobs,
+        if options.bulk { "bulk" } else { "single" },
+        options.concurrency,
+        if options.phased { ", worker after the uploads" } else { "" }
+    );
+
+    let before = Snapshot::take();
+    let cpu_before = CpuTimes::now();
+    let t0 = Instant::now();
+    let upload = async {
+        let uploaded = if options.bulk {
+            load::bulk(&app, slug, &jobs, options.bulk_entries, options.concurrency, &accepted).await
+        } else {
+            load::single(&app, slug, &jobs, options.concurrency, &accepted).await
+        };
+        if let (Ok(_), Some(w)) = (&uploaded, waiting_worker.take()) {
+            worker = Some(RunningWorker::run(w));
+        }
+        uploaded
+    };
+    let settle = wait_until_settled(&app, slug, options.jobs, Duration::from_secs(options.timeout_s), Some(&accepted));
+    let (uploaded, settled) = tokio::join!(upload, settle);
+    let wall = t0.elapsed();
+    let cpu = CpuTimes::now().since(cpu_before);
+    let after = Snapshot::take();
+    let uploaded = uploaded?;
+    let settled = settled?;
+
+    if let Some(w) = worker.take() {
+        w.stop().await?;
+    }
+    app.stop_services().await;
+    let latency = result_latency(&app, slug).await?;
+
+    let run = RunInfo::new(started_at, Machine::this(), options, &app.settings);
+    Ok(Report::new(run, &Window { before, after }, wall, &uploaded, settled, latency, cpu, baseline))
+}
+
+fn configure(settings: &mut Settings, options: &Options) {
+    let worker = &mut settings.worker;
+    worker.batch_size = options.batch_size.max(1);
+    worker.max_new_tokens = Some(options.max_new_tokens);
+    worker.device = ComputeDevice::Cpu;
+    worker.dtype = ComputeDtype::F32;
+    if let Some(n) = options.decode_concurrency {
+        worker.decode_concurrency = n.max(1);
+    }
+}
+
+/// The worker, in this process, consuming until stopped.
+struct RunningWorker {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<()>>,
+}
+
+impl RunningWorker {
+    async fn start(settings: &Settings) -> Result<Self> {
+        Ok(Self::run(Worker::build(settings.clone()).await.context("starting the worker")?))
+    }
+
+    fn run(worker: Worker) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(worker.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("the worker task panicked")?
+    }
+}
+
+async fn create_competition(app: &TestApp, slug: &str) -> Result<()> {
+    let response = app.create_competition(slug, None).await;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("creating competition {slug}: {status} {}", response.text().await.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Jobs of a competition that ended done or failed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settled {
+    pub done: usize,
+    pub failed: usize,
+}
+
+/// Polls Postgres until `expected` submissions of `slug` are done or failed, printing progress.
+async fn wait_until_settled(
+    app: &TestApp,
+    slug: &str,
+    expected: usize,
+    timeout: Duration,
+    accepted: Option<&AtomicUsize>,
+) -> Result<Settled> {
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    loop {
+        let (done, failed): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE s.status = 'done'), count(*) FILTER (WHERE s.status = 'failed')
+             FROM submissions s JOIN competitions c ON c.id = s.competition_id WHERE c.slug = $1",
+        )
+        .bind(slug)
+        .fetch_one(&app.pool)
+        .await
+        .context("counting settled submissions")?;
+        let settled = Settled { done: done as usize, failed: failed as usize };
+        if settled.done + settled.failed >= expected {
+            return Ok(settled);
+        }
+        if started.elapsed() > timeout {
+            bail!("only {} of {expected} jobs settled within {timeout:?}", settled.done + settled.failed);
+        }
+        if let Some(accepted) = accepted
+            && last_report.elapsed() >= Duration::from_secs(2)
+        {
+            last_report = Instant::now();
+            eprintln!(
+                "  {:5.1} s: {} accepted, {} done, {} failed of {expected}",
+                started.elapsed().as_secs_f64(),
+                accepted.load(Ordering::Relaxed),
+                settled.done,
+                settled.failed
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Seconds from a submission's row to its result's row (each stamped at its transaction's
+/// start): p50, p95, max.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Latency {
+    pub p50_s: f64,
+    pub p95_s: f64,
+    pub max_s: f64,
+}
+
+async fn result_latency(app: &TestApp, slug: &str) -> Result<Latency> {
+    let (p50, p95, max): (Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.95) WITHIN GROUP (ORDER BY d), max(d)
+         FROM (SELECT extract(epoch FROM r.created_at - s.created_at)::float8 AS d
+               FROM results r JOIN submissions s ON s.id = r.submission_id
+               JOIN competitions c ON c.id = s.competition_id WHERE c.slug = $1) AS t",
+    )
+    .bind(slug)
+    .fetch_one(&app.pool)
+    .await
+    .context("reading result latencies")?;
+    Ok(Latency { p50_s: p50.unwrap_or(0.0), p95_s: p95.unwrap_or(0.0), max_s: max.unwrap_or(0.0) })
+}
