@@ -13,7 +13,7 @@ use super::baseline::Baseline;
 use super::load::Uploaded;
 use super::prometheus::Window;
 use super::system::{CpuTimes, Machine};
-use super::{Latency, Options, Settled};
+use super::{Options, ResultStats, Settled};
 
 /// The transport target of the issue: everything but decode, preprocess and model.
 pub const TRANSPORT_TARGET_MS: f64 = 2.0;
@@ -121,8 +121,8 @@ pub struct Summary {
     pub upload_latency_ms_p95: f64,
     /// Ingest's own request timer per job (the handler, from routing to the response).
     pub http_request_ms_per_job: f64,
-    /// Submission row to result row.
-    pub result_latency: Latency,
+    /// Submission row to result row, and the model's split of its time.
+    pub results: ResultStats,
     /// Jobs per model call.
     pub mean_batch: f64,
     /// Publication to delivery, as the worker sees it. AMQP timestamps are whole seconds, so
@@ -144,6 +144,9 @@ pub struct Summary {
     pub other_cpu_ms_per_job: f64,
     /// Busy CPU time over wall time × cores.
     pub machine_busy_fraction: f64,
+    /// The share of the CPUs other processes used in 1 s idle spans before the baseline and
+    /// before the measured window (the larger); figures taken above a few per cent are skewed.
+    pub background_busy_fraction: f64,
 }
 
 /// Pipeline figures over the same figures of the baseline.
@@ -159,6 +162,9 @@ pub struct Ratios {
     pub cpu_ms_per_job: f64,
     /// Transport per job ÷ baseline cost per job.
     pub transport_share_of_baseline: f64,
+    /// Machine CPU per job beyond the baseline's: ingest's validation decode, HTTP, S3, SQL and
+    /// the queue, in this process and in Postgres, RabbitMQ and SeaweedFS.
+    pub cpu_overhead_ms_per_job: f64,
 }
 
 /// Cores of decode + preprocess a GPU worker pod needs to feed the GPU.
@@ -191,8 +197,9 @@ impl Report {
         wall: Duration,
         uploaded: &Uploaded,
         settled: Settled,
-        result_latency: Latency,
+        results: ResultStats,
         cpu: CpuTimes,
+        background_busy_fraction: f64,
         baseline: Option<Baseline>,
     ) -> Self {
         let sum = format!("{STAGE_SECONDS}_sum");
@@ -270,7 +277,7 @@ impl Report {
             upload_latency_ms_p50: pct(0.5),
             upload_latency_ms_p95: pct(0.95),
             http_request_ms_per_job: http_request_ms,
-            result_latency,
+            results,
             mean_batch: per(&format!("{BATCH_SIZE}_sum"), &format!("{BATCH_SIZE}_count")),
             queue_wait_s_mean: per(&format!("{QUEUE_WAIT_SECONDS}_sum"), &format!("{QUEUE_WAIT_SECONDS}_count")),
             transport_ms_per_job: transport,
@@ -283,6 +290,7 @@ impl Report {
             process_cpu_ms_per_job: cpu.process_s * 1e3 / jobs,
             other_cpu_ms_per_job: (cpu.machine_busy_s - cpu.process_s) * 1e3 / jobs,
             machine_busy_fraction: cpu.machine_busy_s / (wall_s * run.machine.nproc as f64),
+            background_busy_fraction,
         };
 
         let ratios = baseline.as_ref().map(|b| Ratios {
@@ -292,6 +300,7 @@ impl Report {
             decode_ms_per_image: summary.decode_ms_per_job / b.decode_ms_per_image,
             cpu_ms_per_job: summary.machine_cpu_ms_per_job / b.cpu_ms_per_job,
             transport_share_of_baseline: transport / b.cost_ms_per_job,
+            cpu_overhead_ms_per_job: summary.machine_cpu_ms_per_job - b.cpu_ms_per_job,
         });
         let sizing = match &baseline {
             Some(b) => Sizing {
@@ -379,7 +388,7 @@ impl Report {
         let _ = writeln!(
             out,
             "latency      submission row → result row p50 {:.2} s, p95 {:.2} s, max {:.2} s; mean model batch {:.1}",
-            s.result_latency.p50_s, s.result_latency.p95_s, s.result_latency.max_s, s.mean_batch
+            s.results.latency_p50_s, s.results.latency_p95_s, s.results.latency_max_s, s.mean_batch
         );
         let _ = writeln!(out);
         let _ = writeln!(out, "{:<44} {:<7} {:<10} {:>9} {:>7}", "stage", "service", "class", "ms/job", "timings");
@@ -399,6 +408,20 @@ impl Report {
             "transport overhead (the transport rows)", s.transport_ms_per_job, s.transport_target_ms
         );
         let _ = writeln!(out, "{:<63} {:>9.3}", "  + ingest validation", s.transport_and_validation_ms_per_job);
+        let _ = writeln!(
+            out,
+            "{:<63} {:>9.3}",
+            "  model: vision tower + head + critique, per the model's timer",
+            s.results.vision_ms_per_job + s.results.head_ms_per_job + s.results.generate_ms_per_job
+        );
+        let _ = writeln!(
+            out,
+            "{:<63} {:>9.3} / {:.3} / {:.3}",
+            "    vision / head / critique",
+            s.results.vision_ms_per_job,
+            s.results.head_ms_per_job,
+            s.results.generate_ms_per_job
+        );
         let _ = writeln!(out, "{:<63} {:>9.3}", "HTTP request, ingest's timer", s.http_request_ms_per_job);
         let _ = writeln!(out, "{:<63} {:>9.3}", "queue wait, mean (whole-second timestamps: reads high)", s.queue_wait_s_mean * 1e3);
         let _ = writeln!(
@@ -410,6 +433,7 @@ impl Report {
             s.machine_busy_fraction * 100.0,
             r.machine.nproc
         );
+        let _ = writeln!(out, "background   other processes used {:.0} % of the CPUs just before measuring", s.background_busy_fraction * 100.0);
         if let (Some(b), Some(x)) = (&self.baseline, &self.ratios) {
             let _ = writeln!(out);
             let _ = writeln!(out, "baseline (same run, same model and paintings, no services; {} images)", b.images);
@@ -430,6 +454,7 @@ impl Report {
             let _ = writeln!(out, "  decode + preprocess ms/image             {:>6.2}×", x.decode_ms_per_image);
             let _ = writeln!(out, "  CPU per job (machine ÷ baseline process) {:>6.2}×", x.cpu_ms_per_job);
             let _ = writeln!(out, "  transport ÷ baseline cost per job        {:>6.3}", x.transport_share_of_baseline);
+            let _ = writeln!(out, "  machine CPU per job beyond the baseline  {:>6.1} ms", x.cpu_overhead_ms_per_job);
         }
         let z = &self.sizing;
         let _ = writeln!(out);

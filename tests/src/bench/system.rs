@@ -79,3 +79,12 @@ fn machine_busy_seconds() -> Option<f64> {
     }
     Some((ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / USER_HZ)
 }
+
+/// The share of the machine's CPUs that other processes kept busy over `span` (this process
+/// idle meanwhile): what else was running when the figures were taken.
+pub async fn background_busy(span: std::time::Duration, nproc: usize) -> f64 {
+    let before = CpuTimes::now();
+    tokio::time::sleep(span).await;
+    let used = CpuTimes::now().since(before);
+    ((used.machine_busy_s - used.process_s) / (span.as_secs_f64() * nproc.max(1) as f64)).max(0.0)
+}
