@@ -124,6 +124,11 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("not_found", "no such endpoint")
 }
 
+/// The JSON 405 for a method a route does not take.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+}
+
 type CheckFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// The dependencies `/readyz` checks, each with a time limit.
@@ -149,6 +154,32 @@ impl Readiness {
         let check: CheckFn = Arc::new(move || check().map(|r| r.map_err(|e| e.to_string())).boxed());
         self.checks.push((name, check));
         self
+    }
+
+    /// `database`: a round trip to Postgres.
+    pub fn with_database(self, pool: &sqlx::PgPool) -> Self {
+        let pool = pool.clone();
+        self.with("database", move || {
+            let pool = pool.clone();
+            async move { crate::db::check(&pool).await }
+        })
+    }
+
+    /// `s3`: the bucket answers.
+    pub fn with_s3(self, store: &crate::storage::ImageStore) -> Self {
+        let store = store.clone();
+        self.with("s3", move || {
+            let store = store.clone();
+            async move { store.check().await }
+        })
+    }
+
+    /// `name`: passes while `flag` is set, else fails with `down`.
+    pub fn with_flag(self, name: &'static str, flag: Arc<std::sync::atomic::AtomicBool>, down: &'static str) -> Self {
+        self.with(name, move || {
+            let up = flag.load(std::sync::atomic::Ordering::Relaxed);
+            std::future::ready(if up { Ok(()) } else { Err(down) })
+        })
     }
 
     /// Runs every check at once; `Ok` if all passed, with each check's outcome.
@@ -207,6 +238,7 @@ pub fn instrument(router: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     router
         .route_layer(middleware::from_fn(track_http))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {

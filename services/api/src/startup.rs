@@ -31,13 +31,7 @@ impl Application {
     }
 
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
-        let readiness = Readiness::new().with("database", {
-            let pool = pool.clone();
-            move || {
-                let pool = pool.clone();
-                async move { db::check(&pool).await }
-            }
-        });
+        let readiness = Readiness::new().with_database(&pool);
         let api = Router::new()
             .route("/v1/submissions/{id}", get(routes::submissions::get_submission))
             .route("/v1/competitions/{slug}/results", get(routes::leaderboard::results))

@@ -48,18 +48,14 @@ impl OutboxRelay {
                     let delay = self.backoff.delay(failures);
                     failures += 1;
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot relay the outbox");
+                    self.report_depth(&mut last_depth_report).await;
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => continue,
                         _ = stop.wait_for(|s| *s) => break,
                     }
                 }
             }
-            if last_depth_report.elapsed() >= self.poll {
-                last_depth_report = Instant::now();
-                if let Ok(depth) = outbox::depth(&self.pool).await {
-                    metrics::gauge!(OUTBOX_DEPTH).set(depth as f64);
-                }
-            }
+            self.report_depth(&mut last_depth_report).await;
             tokio::select! {
                 _ = self.jobs_written.notified() => {}
                 _ = tokio::time::sleep(self.poll) => {}
@@ -68,6 +64,16 @@ impl OutboxRelay {
         }
         if let Err(e) = self.drain().await {
             tracing::warn!(error = %e, "jobs left in the outbox at shutdown; the next instance publishes them");
+        }
+    }
+
+    /// Refreshes the outbox depth gauge, at most once per poll interval.
+    async fn report_depth(&self, last: &mut Instant) {
+        if last.elapsed() >= self.poll {
+            *last = Instant::now();
+            if let Ok(depth) = outbox::depth(&self.pool).await {
+                metrics::gauge!(OUTBOX_DEPTH).set(depth as f64);
+            }
         }
     }
 

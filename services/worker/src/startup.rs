@@ -45,34 +45,10 @@ impl Worker {
         let connected = Arc::new(AtomicBool::new(false));
         let model_loaded = Arc::new(AtomicBool::new(false));
         let readiness = Readiness::new()
-            .with("database", {
-                let pool = pool.clone();
-                move || {
-                    let pool = pool.clone();
-                    async move { db::check(&pool).await }
-                }
-            })
-            .with("s3", {
-                let store = store.clone();
-                move || {
-                    let store = store.clone();
-                    async move { store.check().await }
-                }
-            })
-            .with("rabbitmq", {
-                let connected = connected.clone();
-                move || {
-                    let up = connected.load(Ordering::Relaxed);
-                    async move { if up { Ok(()) } else { Err("not consuming") } }
-                }
-            })
-            .with("model", {
-                let loaded = model_loaded.clone();
-                move || {
-                    let up = loaded.load(Ordering::Relaxed);
-                    async move { if up { Ok(()) } else { Err("loading") } }
-                }
-            });
+            .with_database(&pool)
+            .with_s3(&store)
+            .with_flag("rabbitmq", connected.clone(), "not consuming")
+            .with_flag("model", model_loaded.clone(), "loading");
         let address = format!("{}:{}", settings.application.host, settings.application.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();

@@ -160,6 +160,8 @@ async fn bad_queries_are_refused() {
         let response = app.http.get(format!("{}{path}", app.api_url)).send().await.unwrap();
         refused(response, status, code, path).await;
     }
+    let response = app.http.delete(format!("{}/v1/competitions/reads/results", app.api_url)).send().await.unwrap();
+    refused(response, 405, "method_not_allowed", "DELETE on a read-only route").await;
     let (status, page) = app.api_json("/v1/competitions/reads/results").await;
     assert_eq!(status, 200);
     assert_eq!(page["items"], serde_json::json!([]));

@@ -9,20 +9,8 @@ use crate::failures::wait_for_some_done;
 /// fresh one started: every submission still ends with exactly one result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
-    let mut app = TestApp::options()
-        .configure(|s| {
-            s.worker.batch_size = 8;
-            s.worker.max_new_tokens = Some(16);
-        })
-        .spawn()
-        .await;
-    assert_eq!(app.create_competition("crash", None).await.status(), 201);
     const TOTAL: i64 = 60;
-    for (i, p) in paintings()[..TOTAL as usize].iter().enumerate() {
-        app.submit_painting("crash", p, &format!("e-{i}")).await;
-    }
-    app.start_worker().await;
-    wait_for_some_done(&app, 8, TOTAL).await;
+    let mut app = run_under_way("crash", TOTAL).await;
     app.worker(0).kill().await;
     let in_flight = app.count("SELECT count(*) FROM submissions WHERE status = 'processing'").await;
     let done_at_kill = app.count("SELECT count(*) FROM submissions WHERE status = 'done'").await;
@@ -36,8 +24,8 @@ async fn a_worker_killed_mid_batch_loses_and_duplicates_nothing() {
 }
 
 /// RabbitMQ restarts while jobs are queued, in flight and being published: nothing is lost
-/// (quorum queue, publisher confirms, the outbox), nothing is scored twice, and the services
-/// reconnect by themselves — readiness says so meanwhile.
+/// (quorum queue, publisher confirms, the outbox), nothing is scored twice, uploads go on, and
+/// the services reconnect by themselves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rabbitmq_restart_mid_run_loses_nothing() {
     let mut app = TestApp::options()
@@ -62,7 +50,7 @@ async fn a_rabbitmq_restart_mid_run_loses_nothing() {
         app.submit_painting("restart", p, &format!("during-{i}")).await;
     }
     let ingest_ready = app.http.get(format!("{}/readyz", app.ingest_url)).send().await.unwrap().status();
-    assert_eq!(ingest_ready, 503, "ingest is not ready without its broker");
+    assert_eq!(ingest_ready, 200, "ingest stays in service without its broker: the outbox holds the jobs");
     assert!(app.count("SELECT count(*) FROM outbox").await > 0, "the jobs wait in the outbox");
     rabbitmqctl("start_app");
 
@@ -81,4 +69,23 @@ fn rabbitmqctl(command: &str) {
         let status = Command::new("rabbitmqctl").args(["-q", "await_startup"]).status().expect("running rabbitmqctl");
         assert!(status.success(), "rabbitmqctl await_startup: {status}");
     }
+}
+
+/// An app whose competition `slug` has `total` paintings submitted and one worker (batches of
+/// 8, 16-token critiques) part-way through them.
+pub async fn run_under_way(slug: &str, total: i64) -> TestApp {
+    let mut app = TestApp::options()
+        .configure(|s| {
+            s.worker.batch_size = 8;
+            s.worker.max_new_tokens = Some(16);
+        })
+        .spawn()
+        .await;
+    assert_eq!(app.create_competition(slug, None).await.status(), 201);
+    for (i, p) in paintings()[..total as usize].iter().enumerate() {
+        app.submit_painting(slug, p, &format!("e-{i}")).await;
+    }
+    app.start_worker().await;
+    wait_for_some_done(&app, 8, total).await;
+    app
 }

@@ -106,6 +106,9 @@ async fn two_hundred_paintings_in_single_and_bulk_uploads_are_each_scored_once()
     assert_eq!(seen.iter().map(|(_, id)| *id).collect::<HashSet<_>>().len(), TOTAL as usize, "no entry twice");
     assert!(seen.windows(2).all(|w| w[0].0 >= w[1].0), "best first");
 
+    let (_, page) = app.api_json(&format!("/v1/competitions/met/results?limit={TOTAL}")).await;
+    assert!(page["next_cursor"].is_null(), "an exactly full last page has no next page");
+
     // A score filter.
     let threshold = seen[seen.len() / 2].0;
     let (_, page) = app.api_json(&format!("/v1/competitions/met/results?limit=500&min_score={threshold}")).await;

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use easel_tests::{Dependency, TestApp, paintings};
 
-use crate::failures::wait_for_some_done;
+use crate::crash::run_under_way;
 
 /// `/readyz` fails while a dependency is down (ingest: Postgres; worker: RabbitMQ, before it
 /// ever connects) and passes once it is back; `/healthz` stays up.
@@ -47,20 +47,8 @@ async fn readiness_follows_the_dependencies() {
 /// and exits 0 without leaving anything half done; another worker finishes the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_batch_in_hand_and_exits() {
-    let mut app = TestApp::options()
-        .configure(|s| {
-            s.worker.batch_size = 8;
-            s.worker.max_new_tokens = Some(16);
-        })
-        .spawn()
-        .await;
-    assert_eq!(app.create_competition("sigterm", None).await.status(), 201);
     const TOTAL: i64 = 60;
-    for (i, p) in paintings()[..TOTAL as usize].iter().enumerate() {
-        app.submit_painting("sigterm", p, &format!("e-{i}")).await;
-    }
-    app.start_worker().await;
-    wait_for_some_done(&app, 8, TOTAL).await;
+    let mut app = run_under_way("sigterm", TOTAL).await;
     app.worker(0).terminate();
     let status = app.worker(0).wait_exit(Duration::from_secs(30)).await.expect("the worker exits within its batch time");
     assert!(status.success(), "exit status {status}:\n{}", app.worker(0).log_tail(20));

@@ -78,26 +78,22 @@ pub async fn results(
         min_score: params.min_score,
         max_score: params.max_score,
         after,
-        limit,
+        // One more than a page: whether there is a next page at all.
+        limit: limit + 1,
     };
-    let rows = results::leaderboard(&state.pool, &query).await.map_err(ApiError::database)?;
-    let next_cursor = (rows.len() as i64 == limit)
+    let mut rows = results::leaderboard(&state.pool, &query).await.map_err(ApiError::database)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more
         .then(|| rows.last().map(|r| format_cursor(LeaderboardCursor { score: r.score, submission_id: r.submission_id })))
         .flatten();
     let items = rows
         .into_iter()
         .map(|r| LeaderboardEntry {
+            scores: ScoresView::from(&r),
             submission_id: r.submission_id,
             external_id: r.external_id,
             score: r.score,
-            scores: ScoresView {
-                overall: r.overall,
-                originality: r.originality,
-                color: r.color,
-                texture: r.texture,
-                composition: r.composition,
-                content: r.content,
-            },
             critique: r.critique,
         })
         .collect();

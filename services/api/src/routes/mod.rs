@@ -36,3 +36,16 @@ pub struct ScoresView {
     pub composition: f32,
     pub content: f32,
 }
+
+impl From<&results::ResultRecord> for ScoresView {
+    fn from(r: &results::ResultRecord) -> Self {
+        Self {
+            overall: r.overall,
+            originality: r.originality,
+            color: r.color,
+            texture: r.texture,
+            composition: r.composition,
+            content: r.content,
+        }
+    }
+}

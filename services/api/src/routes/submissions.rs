@@ -58,16 +58,9 @@ pub struct ResultView {
 impl From<results::ResultRecord> for ResultView {
     fn from(r: results::ResultRecord) -> Self {
         Self {
+            scores: ScoresView::from(&r),
             model_version: r.model_version,
             score: r.score,
-            scores: ScoresView {
-                overall: r.overall,
-                originality: r.originality,
-                color: r.color,
-                texture: r.texture,
-                composition: r.composition,
-                content: r.content,
-            },
             critique: r.critique,
             new_tokens: r.new_tokens,
             timings: r.timings.0,
