@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Jobs settled by a worker, by `outcome`: `done`, `duplicate` (already scored), `failed`,
-/// `retried`, `rejected` (unreadable message).
+/// `discarded` (no such submission, or already failed: dead-lettered), `retried`, `rejected`
+/// (unreadable message).
 pub const JOBS_TOTAL: &str = "easel_jobs_total";
 /// Jobs per model batch.
 pub const BATCH_SIZE: &str = "easel_batch_size";
