@@ -97,9 +97,9 @@ pub struct StageCost {
     /// Seconds summed over its timings.
     pub seconds: f64,
     /// Timings (a batch stage is timed once per batch).
-    pub calls: f64,
+    pub calls: u64,
     /// Jobs those timings covered.
-    pub jobs: f64,
+    pub jobs: u64,
     /// `seconds / jobs`; none where it cannot be separated.
     pub ms_per_job: Option<f64>,
 }
@@ -216,8 +216,8 @@ impl Report {
                     service,
                     class,
                     seconds,
-                    calls: window.delta(&count, &filter),
-                    jobs,
+                    calls: window.delta(&count, &filter).round() as u64,
+                    jobs: jobs.round() as u64,
                     ms_per_job: (jobs > 0.0).then(|| seconds * 1e3 / jobs),
                 }
             })
@@ -247,8 +247,8 @@ impl Report {
                 service: "ingest",
                 class: Class::Transport,
                 seconds: overhead.map_or(http_seconds, |ms| ms * accepted / 1e3),
-                calls: http_calls,
-                jobs: accepted,
+                calls: http_calls.round() as u64,
+                jobs: uploaded.accepted as u64,
                 ms_per_job: overhead,
             },
         );
@@ -326,8 +326,21 @@ impl Report {
     /// One JSON object per line: `run`, one `stage` per stage, `summary`, `baseline`, `ratios`,
     /// `sizing`, each tagged with `record`.
     pub fn json_lines(&self) -> Vec<String> {
+        /// Four decimals: microseconds for milliseconds, more than the figures can claim.
+        fn round(value: &mut serde_json::Value) {
+            match value {
+                serde_json::Value::Number(n) if n.is_f64() => {
+                    let x = n.as_f64().unwrap_or(0.0);
+                    *value = serde_json::json!((x * 1e4).round() / 1e4);
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(round),
+                serde_json::Value::Object(fields) => fields.values_mut().for_each(round),
+                _ => {}
+            }
+        }
         fn tagged(record: &str, value: impl Serialize) -> String {
             let mut value = serde_json::to_value(value).expect("a report serialises");
+            round(&mut value);
             if let Some(object) = value.as_object_mut() {
                 object.insert("record".into(), record.into());
             }
@@ -391,6 +404,7 @@ impl Report {
             s.results.latency_p50_s, s.results.latency_p95_s, s.results.latency_max_s, s.mean_batch
         );
         let _ = writeln!(out);
+        let _ = writeln!(out, "per-stage wall clock per job, from the services' stage timers (stages of different jobs overlap):");
         let _ = writeln!(out, "{:<44} {:<7} {:<10} {:>9} {:>7}", "stage", "service", "class", "ms/job", "timings");
         for stage in &self.stages {
             let ms = stage.ms_per_job.map_or_else(|| "—".to_string(), |ms| format!("{ms:.3}"));
