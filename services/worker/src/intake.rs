@@ -1,6 +1,8 @@
 //! Takes jobs from the queue, starts fetching and decoding each image at once, and hands them
-//! on in batches of `batch_size`, or whatever arrived within `batch_timeout_ms` of a batch's
-//! first job. Reconnects, with backoff, when the broker goes away.
+//! on in batches of `batch_size`, or — once `batch_timeout_ms` has passed since a batch's first
+//! job — whatever has arrived by the time the model is free to take it (a partial batch never
+//! waits in line while more jobs could join it). Reconnects, with backoff, when the broker goes
+//! away.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +66,8 @@ impl Intake {
 
             let mut batch: Batch = Vec::with_capacity(worker.batch_size);
             let mut deadline = tokio::time::Instant::now();
+            // The batch's time is up: it goes as soon as the assess stage can take it.
+            let mut due = false;
             loop {
                 tokio::select! {
                     _ = stopped(&mut stop) => {
@@ -83,6 +87,7 @@ impl Intake {
                                 batch.push(job);
                                 if batch.len() >= worker.batch_size {
                                     flush(&batches, &mut batch).await;
+                                    due = false;
                                 }
                             }
                         }
@@ -95,7 +100,14 @@ impl Intake {
                             break;
                         }
                     },
-                    _ = tokio::time::sleep_until(deadline), if !batch.is_empty() => flush(&batches, &mut batch).await,
+                    _ = tokio::time::sleep_until(deadline), if !batch.is_empty() && !due => due = true,
+                    permit = batches.reserve(), if due => {
+                        due = false;
+                        match permit {
+                            Ok(permit) => permit.send(std::mem::take(&mut batch)),
+                            Err(_) => tracing::error!("the assess stage is gone; the jobs in hand will be delivered again"),
+                        }
+                    }
                     _ = depth_tick.tick() => match consumer.queue_depth().await {
                         Ok(depth) => metrics::gauge!(QUEUE_DEPTH).set(f64::from(depth)),
                         Err(e) => tracing::debug!(error = %e, "cannot read the queue depth"),
@@ -123,9 +135,9 @@ impl Intake {
                 return None;
             }
         };
-        if let Some(published) = delivery.published_at {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-            metrics::histogram!(QUEUE_WAIT_SECONDS).record((now - published as f64).max(0.0));
+        if let Some(published_ms) = delivery.published_at_ms {
+            let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0);
+            metrics::histogram!(QUEUE_WAIT_SECONDS).record(((now_ms - published_ms as f64) / 1e3).max(0.0));
         }
         let preparation = if delivery.previous_deliveries >= self.settings.worker.max_attempts {
             Preparation::Exhausted

@@ -5,7 +5,7 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, B
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 
-use super::{QueueError, connect, declare_topology, ready_messages};
+use super::{PUBLISHED_AT_MS_HEADER, QueueError, connect, declare_topology, ready_messages};
 use crate::configuration::RabbitMqSettings;
 use crate::domain::JobMessage;
 
@@ -26,8 +26,8 @@ pub struct JobDelivery {
     pub job: Result<JobMessage, String>,
     /// How many times the broker delivered this job before (0 on the first delivery).
     pub previous_deliveries: u32,
-    /// When it was published (seconds since the epoch), if the publisher said.
-    pub published_at: Option<u64>,
+    /// When it was published (milliseconds since the epoch), if the publisher said.
+    pub published_at_ms: Option<u64>,
     acker: Acker,
 }
 
@@ -77,19 +77,18 @@ impl JobConsumer {
 impl From<Delivery> for JobDelivery {
     fn from(delivery: Delivery) -> Self {
         let job = JobMessage::from_json(&delivery.data).map_err(|e| format!("unreadable job payload: {e}"));
-        let previous_deliveries = delivery
-            .properties
-            .headers()
-            .as_ref()
-            .and_then(|headers| headers.inner().get("x-delivery-count"))
-            .and_then(amqp_u32)
+        let header = |name: &str| delivery.properties.headers().as_ref().and_then(|headers| headers.inner().get(name).and_then(amqp_i64));
+        let previous_deliveries = header("x-delivery-count")
+            .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(if delivery.redelivered { 1 } else { 0 });
-        let published_at = *delivery.properties.timestamp();
-        Self { job, previous_deliveries, published_at, acker: delivery.acker }
+        let published_at_ms = header(PUBLISHED_AT_MS_HEADER)
+            .and_then(|ms| u64::try_from(ms).ok())
+            .or_else(|| delivery.properties.timestamp().map(|s| s * 1000));
+        Self { job, previous_deliveries, published_at_ms, acker: delivery.acker }
     }
 }
 
-fn amqp_u32(value: &AMQPValue) -> Option<u32> {
+fn amqp_i64(value: &AMQPValue) -> Option<i64> {
     let n: i64 = match *value {
         AMQPValue::ShortShortInt(n) => n.into(),
         AMQPValue::ShortShortUInt(n) => n.into(),
@@ -100,7 +99,7 @@ fn amqp_u32(value: &AMQPValue) -> Option<u32> {
         AMQPValue::LongLongInt(n) => n,
         _ => return None,
     };
-    u32::try_from(n).ok()
+    Some(n)
 }
 
 impl JobDelivery {

@@ -17,6 +17,9 @@ pub use publisher::Publisher;
 
 use crate::configuration::RabbitMqSettings;
 
+/// Header with the publication time in milliseconds since the epoch.
+pub(crate) const PUBLISHED_AT_MS_HEADER: &str = "x-easel-published-at-ms";
+
 /// How long connecting to the broker may take before it counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

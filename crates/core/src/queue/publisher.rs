@@ -2,10 +2,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::Mutex;
 
-use super::{QueueError, connect, declare_topology, ready_messages};
+use super::{PUBLISHED_AT_MS_HEADER, QueueError, connect, declare_topology, ready_messages};
 use crate::configuration::RabbitMqSettings;
 use crate::domain::JobMessage;
 
@@ -41,14 +42,19 @@ impl Publisher {
 
     async fn publish_on(&self, link: &mut Option<Link>, jobs: &[JobMessage]) -> Result<(), QueueError> {
         let channel = &self.open(link).await?.channel;
-        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        // AMQP's timestamp is whole seconds; the header carries milliseconds for the queue-wait
+        // metric.
+        let mut headers = FieldTable::default();
+        headers.insert(PUBLISHED_AT_MS_HEADER.into(), AMQPValue::LongLongInt(now.as_millis() as i64));
         let mut confirms = Vec::with_capacity(jobs.len());
         for job in jobs {
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
                 .with_message_id(job.submission_id.to_string().into())
-                .with_timestamp(timestamp)
+                .with_timestamp(now.as_secs())
+                .with_headers(headers.clone())
                 .with_app_id(self.name.as_str().into());
             // `mandatory`: a message no queue takes comes back instead of vanishing.
             let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
