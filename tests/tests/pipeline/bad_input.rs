@@ -88,28 +88,21 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     let response = app.http.post(format!("{}/v1/competitions/strict/submissions", app.ingest_url)).body("x").send().await.unwrap();
     assert!(response.status().is_client_error(), "a body that is not multipart: {}", response.status());
 
-    // A bulk manifest naming a file that is not sent, and one with a bad line.
-    let manifest = reqwest::multipart::Part::bytes(b"file,external_id,description\nmissing.jpg,m-1,\n".to_vec()).file_name("manifest.csv");
-    let response = app
-        .http
-        .post(format!("{}/v1/competitions/strict/bulk", app.ingest_url))
-        .multipart(reqwest::multipart::Form::new().part("manifest", manifest))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_client_error() || response.status() == 200, "{}", response.status());
-    if response.status() == 200 {
-        let outcome: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(outcome["accepted"], 0, "{outcome}");
-    }
-    let manifest = reqwest::multipart::Part::bytes(b"{\"file\": 7}\n".to_vec()).file_name("manifest.jsonl");
-    let response = app
-        .http
-        .post(format!("{}/v1/competitions/strict/bulk", app.ingest_url))
-        .multipart(reqwest::multipart::Form::new().part("manifest", manifest))
-        .send()
-        .await
-        .unwrap();
+    // A bulk manifest naming a file that is not sent (that entry refused, by name), and one with
+    // a line of the wrong shape (the whole request refused).
+    let post_manifest = |bytes: &'static [u8], file_name: &'static str| {
+        let manifest = reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(file_name);
+        app.http
+            .post(format!("{}/v1/competitions/strict/bulk", app.ingest_url))
+            .multipart(reqwest::multipart::Form::new().part("manifest", manifest))
+            .send()
+    };
+    let response = post_manifest(b"file,external_id,description\nmissing.jpg,m-1,\n", "manifest.csv").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let outcome: serde_json::Value = response.json().await.unwrap();
+    assert_eq!((outcome["accepted"].as_u64(), outcome["rejected"].as_u64()), (Some(0), Some(1)), "{outcome}");
+    assert_eq!(outcome["items"][0]["error"]["code"], "bulk.missing_file", "{outcome}");
+    let response = post_manifest(b"{\"file\": 7}\n", "manifest.jsonl").await.unwrap();
     refused(response, 400, "invalid.manifest", "a manifest line of the wrong shape").await;
 
     // Competitions.
