@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::job::{Batch, InFlight, JobFault, Outcome, Preparation, Prepared, Settled};
+use crate::job::{Batch, InFlight, JobFault, Outcome, Prepared, Settled};
 
 pub struct Assess {
     pool: PgPool,
@@ -99,10 +99,7 @@ impl Assess {
     /// to the model.
     async fn triage(&self, item: InFlight, claim: Option<Claimed>) -> Result<ModelJob, Settled> {
         let InFlight { delivery, submission_id: id, preparation } = item;
-        let deliveries = delivery.previous_deliveries + 1;
         let settle = |delivery, outcome| Settled { delivery, submission_id: id, outcome };
-        let exhausted =
-            |reason: &str| Outcome::failed(id, "attempts_exhausted", format!("gave up after {deliveries} deliveries: {reason}"));
 
         let Some(claim) = claim else {
             preparation.abort();
@@ -117,16 +114,22 @@ impl Assess {
             preparation.abort();
             return Err(settle(delivery, Outcome::Discard(format!("submission {id} has already failed"))));
         }
-        let prepared = match preparation {
-            Preparation::Exhausted => return Err(settle(delivery, exhausted("no success in time"))),
-            Preparation::Running(task) => task
-                .await
-                .unwrap_or_else(|e| Err(JobFault::Transient(format!("the preparation task failed: {e}")))),
-        };
+        // Attempts are the batches that took it (Postgres), not the broker's deliveries: a job
+        // handed back unstarted by a drained or stopped worker does not use one up.
+        let attempts = u32::try_from(claim.attempts).unwrap_or(u32::MAX);
+        let exhausted =
+            |reason: &str| Outcome::failed(id, "attempts_exhausted", format!("gave up after {attempts} attempts: {reason}"));
+        if attempts > self.max_attempts {
+            // Taken that often without an outcome: it likely takes the worker down with it.
+            preparation.abort();
+            return Err(settle(delivery, exhausted("no outcome was recorded")));
+        }
+        let prepared =
+            preparation.await.unwrap_or_else(|e| Err(JobFault::Transient(format!("the preparation task failed: {e}"))));
         match prepared {
             Ok(prepared) => Ok(ModelJob { delivery, claim, prepared }),
             Err(JobFault::Permanent { code, reason }) => Err(settle(delivery, Outcome::failed(id, code, reason))),
-            Err(JobFault::Transient(reason)) if deliveries >= self.max_attempts => Err(settle(delivery, exhausted(&reason))),
+            Err(JobFault::Transient(reason)) if attempts >= self.max_attempts => Err(settle(delivery, exhausted(&reason))),
             Err(JobFault::Transient(reason)) => Err(settle(delivery, Outcome::Retry(reason))),
         }
     }

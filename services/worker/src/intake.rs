@@ -18,7 +18,7 @@ use easel_imaging::DecodeLimits;
 use easel_model::{ImageProcessor, ModelError};
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::job::{Batch, InFlight, JobFault, Preparation, Prepared};
+use crate::job::{Batch, InFlight, JobFault, Prepared};
 
 /// How often the queue depth gauge is refreshed.
 const DEPTH_INTERVAL: Duration = Duration::from_secs(5);
@@ -139,18 +139,14 @@ impl Intake {
             let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0);
             metrics::histogram!(QUEUE_WAIT_SECONDS).record(((now_ms - published_ms as f64) / 1e3).max(0.0));
         }
-        let preparation = if delivery.previous_deliveries >= self.settings.worker.max_attempts {
-            Preparation::Exhausted
-        } else {
-            Preparation::Running(tokio::spawn(prepare(
-                self.store.clone(),
-                self.processor.clone(),
-                self.limits.clone(),
-                self.decode_slots.clone(),
-                self.settings.worker.retry_policy(),
-                job.clone(),
-            )))
-        };
+        let preparation = tokio::spawn(prepare(
+            self.store.clone(),
+            self.processor.clone(),
+            self.limits.clone(),
+            self.decode_slots.clone(),
+            self.settings.worker.retry_policy(),
+            job.clone(),
+        ));
         Some(InFlight { delivery, submission_id: job.submission_id, preparation })
     }
 }

@@ -30,20 +30,9 @@ pub struct InFlight {
     pub preparation: Preparation,
 }
 
-pub enum Preparation {
-    Running(JoinHandle<Result<Prepared, JobFault>>),
-    /// Delivered `worker.max_attempts` times already: it fails without another try.
-    Exhausted,
-}
-
-impl Preparation {
-    /// Stops the preparation: the job will not reach the model.
-    pub fn abort(&self) {
-        if let Preparation::Running(task) = self {
-            task.abort();
-        }
-    }
-}
+/// The task fetching and decoding a job's image; `abort` it when the job will not reach the
+/// model.
+pub type Preparation = JoinHandle<Result<Prepared, JobFault>>;
 
 /// Up to `worker.batch_size` jobs that go through the model together.
 pub type Batch = Vec<InFlight>;

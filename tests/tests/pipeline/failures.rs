@@ -102,3 +102,37 @@ pub async fn wait_for_some_done(app: &TestApp, min: i64, total: i64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// S3 stays away longer than the worker retries in place: each batch that takes the job counts
+/// an attempt, and after `worker.max_attempts` the submission fails with the reason and its job
+/// is dead-lettered, instead of going round forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_failing_transiently_fails_after_max_attempts() {
+    let mut app = TestApp::options()
+        .proxy(Dependency::S3)
+        .configure(|s| {
+            s.worker.max_attempts = 2;
+            s.worker.retry_budget_seconds = 1;
+        })
+        .spawn()
+        .await;
+    assert_eq!(app.create_competition("flaky", None).await.status(), 201);
+    let id = app.submit_painting("flaky", &paintings()[40], "e-1").await;
+    wait_for_outbox(&app).await;
+    app.proxies[&Dependency::S3].cut();
+    app.launch_worker().await;
+    app.wait_until_settled(1, Duration::from_secs(60)).await;
+
+    let (code, reason, attempts): (String, String, i32) =
+        sqlx::query_as("SELECT failure_code, failure_reason, attempts FROM submissions WHERE id = $1").bind(id).fetch_one(&app.pool).await.unwrap();
+    assert_eq!(code, "attempts_exhausted");
+    assert!(reason.contains("2 attempts"), "{reason}");
+    assert_eq!(attempts, 2);
+    let dead = app.settings.rabbitmq.dead_letter_queue();
+    let started = std::time::Instant::now();
+    while app.queue_depth(&dead).await < 1 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the job was not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.assert_exactly_once().await;
+}

@@ -131,6 +131,8 @@ pub struct Claimed {
     status: String,
     /// Whether this model version already scored it (a redelivered job).
     pub has_result: bool,
+    /// Batches that have taken it, this one included.
+    pub attempts: i32,
 }
 
 impl Claimed {
@@ -139,17 +141,20 @@ impl Claimed {
     }
 }
 
-/// Marks the queued submissions among `ids` as processing and returns every one that exists,
-/// with whether `model_version` has already scored it.
+/// Marks the submissions among `ids` that are queued (or left processing by a worker that died)
+/// as processing, counting the attempt, and returns every one that exists, with whether
+/// `model_version` has already scored it.
 pub async fn claim(pool: &PgPool, ids: &[Uuid], model_version: &str) -> Result<Vec<Claimed>, sqlx::Error> {
     sqlx::query_as(
         "WITH claimed AS ( \
-             UPDATE submissions SET status = 'processing', updated_at = now() \
-             WHERE id = ANY($1) AND status = 'queued' RETURNING id) \
+             UPDATE submissions SET status = 'processing', attempts = attempts + 1, updated_at = now() \
+             WHERE id = ANY($1) AND status IN ('queued', 'processing') RETURNING id, attempts) \
          SELECT s.id, s.competition_id, s.description, c.rubric_weights, \
-                CASE WHEN s.id IN (SELECT id FROM claimed) THEN 'processing' ELSE s.status END AS status, \
+                CASE WHEN k.id IS NULL THEN s.status ELSE 'processing' END AS status, \
+                COALESCE(k.attempts, s.attempts) AS attempts, \
                 EXISTS (SELECT 1 FROM results r WHERE r.submission_id = s.id AND r.model_version = $2) AS has_result \
          FROM submissions s JOIN competitions c ON c.id = s.competition_id \
+         LEFT JOIN claimed k ON k.id = s.id \
          WHERE s.id = ANY($1)",
     )
     .bind(ids)
