@@ -226,31 +226,39 @@ pub(crate) fn random_model(
 
 /// Random text tokens around one image's placeholders, like a short system prompt and reply.
 fn prompts(config: &Config, grids: &[Grid], text_tokens: usize, seed: u64) -> Vec<Request> {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let merge = config.vision.spatial_merge_size;
+    grids
+        .iter()
+        .map(|g| Request {
+            input_ids: random_image_prompt(&mut rng, config, *g, text_tokens),
+            grids: vec![*g],
+        })
+        .collect()
+}
+
+/// Random text tokens below the special ones, ids for one image of `grid`, and more random
+/// text: `text_tokens` of text in all, half before the image and half after.
+pub(crate) fn random_image_prompt(
+    rng: &mut impl rand::Rng,
+    config: &Config,
+    grid: Grid,
+    text_tokens: usize,
+) -> Vec<u32> {
     let text_vocab = config
         .vision_start_token_id
         .min(config.text.vocab_size as u32);
-    grids
-        .iter()
-        .map(|g| {
-            let mut ids: Vec<u32> = (0..text_tokens / 2)
-                .map(|_| rng.random_range(0..text_vocab))
-                .collect();
-            ids.push(config.vision_start_token_id);
-            ids.extend(std::iter::repeat_n(
-                config.image_token_id,
-                g.num_tokens(merge),
-            ));
-            ids.push(config.vision_end_token_id);
-            ids.extend((0..text_tokens - text_tokens / 2).map(|_| rng.random_range(0..text_vocab)));
-            Request {
-                input_ids: ids,
-                grids: vec![*g],
-            }
-        })
-        .collect()
+    let mut ids: Vec<u32> = (0..text_tokens / 2)
+        .map(|_| rng.random_range(0..text_vocab))
+        .collect();
+    ids.push(config.vision_start_token_id);
+    ids.extend(std::iter::repeat_n(
+        config.image_token_id,
+        grid.num_tokens(config.vision.spatial_merge_size),
+    ));
+    ids.push(config.vision_end_token_id);
+    ids.extend((0..text_tokens - text_tokens / 2).map(|_| rng.random_range(0..text_vocab)));
+    ids
 }
 
 /// Median seconds of `iters` runs after one warm-up, synchronising the device around each.

@@ -380,23 +380,11 @@ pub fn bench(args: TrainBenchArgs) -> Result<()> {
         h: side,
         w: side,
     };
-    let merge = config.vision.spatial_merge_size;
     let text_vocab = config.vision_start_token_id;
     let sequences: Vec<(Vec<u32>, usize)> = (0..args.batch)
         .map(|_| {
-            let mut ids: Vec<u32> = (0..args.prompt_tokens / 2)
-                .map(|_| rng.random_range(0..text_vocab))
-                .collect();
-            ids.push(config.vision_start_token_id);
-            ids.extend(std::iter::repeat_n(
-                config.image_token_id,
-                grid.num_tokens(merge),
-            ));
-            ids.push(config.vision_end_token_id);
-            ids.extend(
-                (0..args.prompt_tokens - args.prompt_tokens / 2)
-                    .map(|_| rng.random_range(0..text_vocab)),
-            );
+            let mut ids =
+                crate::bench::random_image_prompt(&mut rng, &config, grid, args.prompt_tokens);
             let target_start = ids.len();
             ids.extend((0..args.critique_tokens.max(1)).map(|_| rng.random_range(0..text_vocab)));
             (ids, target_start)
@@ -458,7 +446,7 @@ pub fn bench(args: TrainBenchArgs) -> Result<()> {
         "{}",
         json!({"event": "train_step", "preset": preset.name(), "dtype": args.compute.dtype, "device": args.compute.device,
         "lora_rank": args.lora_rank, "lora_vision": args.lora_vision, "batch": args.batch, "image_size": args.image_size,
-        "visual_tokens": grid.num_tokens(merge), "sequence_tokens": seq_len, "critique_tokens": args.critique_tokens,
+        "visual_tokens": grid.num_tokens(config.vision.spatial_merge_size), "sequence_tokens": seq_len, "critique_tokens": args.critique_tokens,
         "trainable_params": trainable_params, "first_step_seconds": times[0],
         "seconds_per_step": sorted[sorted.len() / 2], "step_seconds": times, "loss": last_loss})
     );
