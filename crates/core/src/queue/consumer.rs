@@ -59,10 +59,6 @@ impl JobConsumer {
         Ok(())
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.connection.status().connected() && self.channel.status().connected()
-    }
-
     /// Messages waiting in the jobs queue.
     pub async fn queue_depth(&self) -> Result<u32, QueueError> {
         ready_messages(&self.connection, &self.queue).await

@@ -6,7 +6,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::Mutex;
 
-use super::{PUBLISHED_AT_MS_HEADER, QueueError, connect, declare_topology, ready_messages};
+use super::{PUBLISHED_AT_MS_HEADER, QueueError, connect, declare_topology};
 use crate::configuration::RabbitMqSettings;
 use crate::domain::JobMessage;
 
@@ -94,29 +94,6 @@ impl Publisher {
             *link = Some(Link { connection, channel });
         }
         link.as_ref().ok_or_else(|| QueueError::Connect("no connection".into()))
-    }
-
-    /// Whether the broker is reachable: (re)connects if needed (readiness).
-    pub async fn check(&self) -> Result<(), QueueError> {
-        let mut link = self.link.lock().await;
-        let result = self.open(&mut link).await.map(|_| ());
-        if result.is_err() {
-            close(link.take()).await;
-        }
-        result
-    }
-
-    /// Messages waiting in the jobs queue.
-    pub async fn queue_depth(&self) -> Result<u32, QueueError> {
-        let mut link = self.link.lock().await;
-        let result = match self.open(&mut link).await {
-            Ok(l) => ready_messages(&l.connection, &self.settings.queue).await,
-            Err(e) => Err(e),
-        };
-        if result.is_err() {
-            close(link.take()).await;
-        }
-        result
     }
 
     pub async fn close(&self) {
