@@ -343,23 +343,9 @@ impl TestApp {
 
     /// Submits one painting as a multipart form.
     pub async fn submit(&self, slug: &str, form: SubmitForm) -> reqwest::Response {
-        let mut multipart = reqwest::multipart::Form::new();
-        if let Some((bytes, file_name, mime)) = form.image {
-            let mut part = reqwest::multipart::Part::bytes(bytes).file_name(file_name);
-            if let Some(mime) = mime {
-                part = part.mime_str(&mime).expect("a valid MIME type");
-            }
-            multipart = multipart.part("image", part);
-        }
-        if let Some(description) = form.description {
-            multipart = multipart.part("description", reqwest::multipart::Part::bytes(description));
-        }
-        if let Some(external_id) = form.external_id {
-            multipart = multipart.part("external_id", reqwest::multipart::Part::bytes(external_id));
-        }
         self.http
             .post(format!("{}/v1/competitions/{slug}/submissions", self.ingest_url))
-            .multipart(multipart)
+            .multipart(form.into_multipart())
             .send()
             .await
             .expect("POST submissions")
@@ -639,6 +625,25 @@ impl SubmitForm {
     pub fn external_id(mut self, id: &str) -> Self {
         self.external_id = Some(id.as_bytes().to_vec());
         self
+    }
+
+    /// The form as a request body: `image`, `description`, `external_id` parts, where set.
+    pub fn into_multipart(self) -> reqwest::multipart::Form {
+        let mut multipart = reqwest::multipart::Form::new();
+        if let Some((bytes, file_name, mime)) = self.image {
+            let mut part = reqwest::multipart::Part::bytes(bytes).file_name(file_name);
+            if let Some(mime) = mime {
+                part = part.mime_str(&mime).expect("a valid MIME type");
+            }
+            multipart = multipart.part("image", part);
+        }
+        if let Some(description) = self.description {
+            multipart = multipart.part("description", reqwest::multipart::Part::bytes(description));
+        }
+        if let Some(external_id) = self.external_id {
+            multipart = multipart.part("external_id", reqwest::multipart::Part::bytes(external_id));
+        }
+        multipart
     }
 }
 

@@ -14,6 +14,11 @@ pub const JOBS_TOTAL: &str = "easel_jobs_total";
 pub const BATCH_SIZE: &str = "easel_batch_size";
 /// Time spent per pipeline stage (`stage` label, see [`Stage`]).
 pub const STAGE_SECONDS: &str = "easel_stage_seconds";
+/// CPU time of the blocking stages (validate, decode, model) on the thread that ran them: with
+/// [`STAGE_JOBS_TOTAL`], the CPU a pod spends per image (what its cores must be sized for).
+/// The model's compute pool, which the calling thread hands its matrix work to on the CPU, is
+/// not in it.
+pub const STAGE_CPU_SECONDS: &str = "easel_stage_cpu_seconds";
 /// Jobs of a stage-timed step: with [`STAGE_SECONDS`]' sum, gives the time per job of steps
 /// that run once per batch.
 pub const STAGE_JOBS_TOTAL: &str = "easel_stage_jobs_total";
@@ -82,6 +87,27 @@ impl Stage {
         self.record(started.elapsed(), jobs);
         out
     }
+
+    /// Runs blocking `work` on this thread, recording the CPU time it used there.
+    pub fn on_cpu<T>(self, work: impl FnOnce() -> T) -> T {
+        let started = thread_cpu_time();
+        let out = work();
+        let used = thread_cpu_time().saturating_sub(started);
+        metrics::histogram!(STAGE_CPU_SECONDS, "stage" => self.as_str()).record(used.as_secs_f64());
+        out
+    }
+}
+
+/// The CPU time (user + system) the calling thread has used so far; zero where the clock cannot
+/// be read.
+pub fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec it is given a valid pointer to.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(u64::try_from(now.tv_sec).unwrap_or(0), u32::try_from(now.tv_nsec).unwrap_or(0))
 }
 
 pub fn job_outcome(outcome: &'static str, jobs: usize) {

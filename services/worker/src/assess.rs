@@ -180,7 +180,7 @@ impl Assess {
     async fn assess(&self, inputs: Vec<ArtworkInput>) -> (Vec<ArtworkInput>, Result<Vec<Assessment>, ModelError>) {
         let assessor = self.assessor.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let out = assessor.assess(&inputs);
+            let out = Stage::Model.on_cpu(|| assessor.assess(&inputs));
             (inputs, out)
         });
         match task.await {

@@ -1,13 +1,69 @@
 //! The benchmark's client: pushes the paintings through ingest's HTTP API, one submission per
-//! request or many per bulk request, a fixed number of requests in flight.
+//! request or many per bulk request, a fixed number of requests in flight. The measured load
+//! runs on a thread of its own ([`on_own_thread`]), so its CPU time is told apart from the
+//! services'.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
 
-use crate::{Painting, SubmitForm, TestApp};
+use crate::{Painting, SubmitForm};
+
+/// Ingest's HTTP API, as the benchmark calls it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub ingest_url: String,
+}
+
+impl Client {
+    /// A client with a connection pool of its own.
+    pub fn new(ingest_url: &str) -> Result<Self> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        Ok(Self { http, ingest_url: ingest_url.to_string() })
+    }
+}
+
+/// How to upload: one request per job, or bulk requests of `bulk_entries`.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub bulk_entries: Option<usize>,
+    pub concurrency: usize,
+}
+
+/// Runs the uploads on a new thread (`bench-client`) with a single-threaded runtime of its own,
+/// and returns with them the CPU time that thread used: the client's share of the machine.
+pub async fn on_own_thread(
+    client: Client,
+    slug: String,
+    jobs: Vec<Job<'static>>,
+    plan: Plan,
+    accepted: Arc<AtomicUsize>,
+) -> Result<(Uploaded, Duration)> {
+    let (done, answer) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-client".into())
+        .spawn(move || {
+            let uploaded = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the client's runtime")
+                .and_then(|runtime| {
+                    runtime.block_on(async {
+                        match plan.bulk_entries {
+                            Some(n) => bulk(&client, &slug, &jobs, n, plan.concurrency, &accepted).await,
+                            None => single(&client, &slug, &jobs, plan.concurrency, &accepted).await,
+                        }
+                    })
+                });
+            let _ = done.send(uploaded.map(|u| (u, easel_core::metrics::thread_cpu_time())));
+        })
+        .context("starting the client thread")?;
+    answer.await.context("the client thread ended without an answer")?
+}
 
 /// One submission to make: a painting under an external id of its own.
 #[derive(Debug, Clone)]
@@ -40,12 +96,14 @@ pub struct Uploaded {
 
 /// `POST /v1/competitions/{slug}/submissions` per job, `concurrency` at once; `accepted` counts
 /// the jobs accepted so far.
-pub async fn single(app: &TestApp, slug: &str, jobs: &[Job<'_>], concurrency: usize, accepted: &AtomicUsize) -> Result<Uploaded> {
+pub async fn single(client: &Client, slug: &str, jobs: &[Job<'_>], concurrency: usize, accepted: &AtomicUsize) -> Result<Uploaded> {
     let started = Instant::now();
+    let url = &format!("{}/v1/competitions/{slug}/submissions", client.ingest_url);
     let answers: Vec<Result<f64>> = futures::stream::iter(jobs)
         .map(|job| async move {
+            let form = SubmitForm::painting(job.painting).external_id(&job.external_id).into_multipart();
             let sent = Instant::now();
-            let response = app.submit(slug, SubmitForm::painting(job.painting).external_id(&job.external_id)).await;
+            let response = client.http.post(url).multipart(form).send().await?;
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
             let latency = sent.elapsed().as_secs_f64() * 1e3;
@@ -63,7 +121,7 @@ pub async fn single(app: &TestApp, slug: &str, jobs: &[Job<'_>], concurrency: us
 /// `POST /v1/competitions/{slug}/bulk` with `per_request` jobs each (a JSON-lines manifest,
 /// then one `files` part per painting), `concurrency` requests at once.
 pub async fn bulk(
-    app: &TestApp,
+    client: &Client,
     slug: &str,
     jobs: &[Job<'_>],
     per_request: usize,
@@ -71,14 +129,14 @@ pub async fn bulk(
     accepted: &AtomicUsize,
 ) -> Result<Uploaded> {
     let started = Instant::now();
-    let url = format!("{}/v1/competitions/{slug}/bulk", app.ingest_url);
+    let url = format!("{}/v1/competitions/{slug}/bulk", client.ingest_url);
     let answers: Vec<Result<(f64, usize)>> = futures::stream::iter(jobs.chunks(per_request.max(1)))
         .map(|chunk| {
             let url = url.clone();
             async move {
                 let form = bulk_form(chunk)?;
                 let sent = Instant::now();
-                let response = app.http.post(&url).multipart(form).send().await?;
+                let response = client.http.post(&url).multipart(form).send().await?;
                 let status = response.status();
                 let body: serde_json::Value = response.json().await?;
                 let latency = sent.elapsed().as_secs_f64() * 1e3;

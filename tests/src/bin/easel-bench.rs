@@ -25,6 +25,12 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Named, so the model's CPU time can be told apart from the services' (candle's CPU matrix
+    // work and the tokenizer run on rayon's global pool).
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("{}-{i}", bench::system::MODEL_POOL_THREAD))
+        .build_global()
+        .context("naming the model's compute pool")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let report = runtime.block_on(bench::run(&cli.options))?;
     // A model call abandoned at shutdown must not hold the exit.
