@@ -12,6 +12,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const JOBS_TOTAL: &str = "easel_jobs_total";
 /// Jobs per model batch.
 pub const BATCH_SIZE: &str = "easel_batch_size";
+/// Seconds the model sat unused between two batches: waiting for jobs to arrive, for the
+/// batch's claim, for images still being fetched or decoded. With a backlog in the queue this
+/// is the pipeline's cost on the accelerator's time; it should stay near zero.
+pub const MODEL_IDLE_SECONDS: &str = "easel_model_idle_seconds";
 /// Time spent per pipeline stage (`stage` label, see [`Stage`]).
 pub const STAGE_SECONDS: &str = "easel_stage_seconds";
 /// CPU time of the blocking stages (validate, decode, model) on the thread that ran them: with

@@ -1,14 +1,15 @@
 //! Claims a batch in Postgres, waits for its images and runs the model once for all of them.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use easel_core::configuration::WorkerSettings;
 use easel_core::db;
 use easel_core::db::results::NewResult;
 use easel_core::db::submissions::{self, Claimed};
 use easel_core::domain::{RubricScores, SubmissionStatus};
-use easel_core::metrics::{BATCH_SIZE, Stage};
+use easel_core::metrics::{BATCH_SIZE, MODEL_IDLE_SECONDS, Stage};
 use easel_core::queue::JobDelivery;
 use easel_core::retry::Backoff;
 use easel_model::{ArtworkInput, Assessment, Assessor, ModelError};
@@ -23,6 +24,8 @@ pub struct Assess {
     assessor: Arc<Assessor>,
     retry: Backoff,
     max_attempts: u32,
+    /// When the model last finished a batch (for [`MODEL_IDLE_SECONDS`]).
+    model_free_since: Mutex<Option<Instant>>,
 }
 
 /// A job bound for the model, its image ready.
@@ -34,7 +37,7 @@ struct ModelJob {
 
 impl Assess {
     pub fn new(pool: PgPool, assessor: Arc<Assessor>, settings: &WorkerSettings) -> Self {
-        Self { pool, assessor, retry: settings.retry_policy(), max_attempts: settings.max_attempts }
+        Self { pool, assessor, retry: settings.retry_policy(), max_attempts: settings.max_attempts, model_free_since: Mutex::new(None) }
     }
 
     /// Assesses batches until the intake stops sending them.
@@ -147,6 +150,7 @@ impl Assess {
             metas.push((delivery, claim, prepared.fetch_ms, prepared.decode_ms));
         }
         let n = inputs.len();
+        self.model_busy(true);
         let (inputs, assessed) = Stage::Model.time(n, self.assess(inputs)).await;
         let assessments: Vec<Result<Assessment, String>> = match assessed {
             Ok(all) => all.into_iter().map(Ok).collect(),
@@ -161,6 +165,7 @@ impl Assess {
                 singles
             }
         };
+        self.model_busy(false);
         let version = self.assessor.model_version();
         metas
             .into_iter()
@@ -174,6 +179,19 @@ impl Assess {
                 Settled { delivery, submission_id: id, outcome }
             })
             .collect()
+    }
+
+    /// Records the model starting (with the time it sat unused since its last batch) or
+    /// finishing a batch.
+    fn model_busy(&self, starting: bool) {
+        let mut free_since = self.model_free_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if starting {
+            if let Some(since) = free_since.take() {
+                metrics::histogram!(MODEL_IDLE_SECONDS).record(since.elapsed().as_secs_f64());
+            }
+        } else {
+            *free_since = Some(Instant::now());
+        }
     }
 
     /// Runs the model off the async threads; gives the inputs back for a retry.

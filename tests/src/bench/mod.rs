@@ -112,15 +112,13 @@ pub async fn run(options: &Options) -> Result<Report> {
         load::single(&client, "bench-warmup", &jobs, options.concurrency, &AtomicUsize::new(0)).await?;
         wait_until_settled(&app, "bench-warmup", options.warmup, Duration::from_secs(options.timeout_s), None).await?;
     }
-    // Phased: this run's worker is built (its model loaded) now and consumes only after the
-    // uploads.
-    let mut waiting_worker = None;
-    if options.phased {
-        if let Some(w) = worker.take() {
-            w.stop().await?;
-        }
-        waiting_worker = Some(Worker::build(app.settings.clone()).await.context("starting the worker")?);
+    // The measured window gets a worker of its own, built (model loaded) now, so that its
+    // model-idle timer starts at its first batch rather than at the warm-up's last. It consumes
+    // from the first upload, or (phased) only after the last.
+    if let Some(w) = worker.take() {
+        w.stop().await?;
     }
+    let mut waiting_worker = Some(Worker::build(app.settings.clone()).await.context("starting the worker")?);
 
     let slug = "bench";
     create_competition(&app, slug).await?;
@@ -148,6 +146,9 @@ pub async fn run(options: &Options) -> Result<Report> {
     let dependencies_before = Dependencies::now();
     let pool_before = system::model_pool_seconds();
     let t0 = Instant::now();
+    if !options.phased {
+        worker = waiting_worker.take().map(RunningWorker::run);
+    }
     let upload = async {
         let uploaded = load::on_own_thread(client, slug.to_string(), jobs, plan, accepted.clone()).await;
         if let (Ok(_), Some(w)) = (&uploaded, waiting_worker.take()) {

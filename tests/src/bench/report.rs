@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use easel_core::configuration::Settings;
 use easel_core::metrics::{
-    BATCH_SIZE, HTTP_REQUEST_DURATION_SECONDS, QUEUE_WAIT_SECONDS, STAGE_CPU_SECONDS, STAGE_JOBS_TOTAL, STAGE_SECONDS,
+    BATCH_SIZE, HTTP_REQUEST_DURATION_SECONDS, MODEL_IDLE_SECONDS, QUEUE_WAIT_SECONDS, STAGE_CPU_SECONDS, STAGE_JOBS_TOTAL, STAGE_SECONDS,
 };
 use serde::Serialize;
 
@@ -196,6 +196,11 @@ pub struct Summary {
     pub results: ResultStats,
     /// Jobs per model call.
     pub mean_batch: f64,
+    /// The model's unused time between batches (`easel_model_idle_seconds`), per job: waiting
+    /// for jobs, for a batch's claim, for images not yet fetched or decoded. From the first
+    /// measured batch on, so it counts the time uploads took to arrive as well; with a backlog
+    /// (phased) it is the pipeline's cost on the model's time.
+    pub model_idle_ms_per_job: f64,
     /// Publication to delivery, as the worker sees it. AMQP timestamps are whole seconds, so
     /// each sample reads up to 1 s high.
     pub queue_wait_s_mean: f64,
@@ -353,6 +358,7 @@ impl Report {
             http_request_ms_per_job: http_request_ms,
             results,
             mean_batch: per(&format!("{BATCH_SIZE}_sum"), &format!("{BATCH_SIZE}_count")),
+            model_idle_ms_per_job: window.delta(&format!("{MODEL_IDLE_SECONDS}_sum"), &[]) * 1e3 / jobs,
             queue_wait_s_mean: per(&format!("{QUEUE_WAIT_SECONDS}_sum"), &format!("{QUEUE_WAIT_SECONDS}_count")),
             transport_ms_per_job: transport,
             transport_target_ms: TRANSPORT_TARGET_MS,
@@ -493,6 +499,7 @@ impl Report {
             "transport latency (the transport rows)", s.transport_ms_per_job
         );
         let _ = writeln!(out, "{:<63} {:>9.3}", "  + ingest validation", s.transport_and_validation_ms_per_job);
+        let _ = writeln!(out, "{:<63} {:>9.3}", "model idle between batches (waiting on the pipeline)", s.model_idle_ms_per_job);
         let _ = writeln!(
             out,
             "{:<63} {:>9.3}",
