@@ -138,3 +138,24 @@ pub fn install() -> PrometheusHandle {
         })
         .clone()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_thread_clock_counts_work_and_not_sleep() {
+        let before = thread_cpu_time();
+        std::thread::sleep(Duration::from_millis(100));
+        let slept = thread_cpu_time().saturating_sub(before);
+        assert!(slept < Duration::from_millis(20), "sleeping 100 ms used {slept:?} of CPU");
+
+        let (start, wall) = (thread_cpu_time(), Instant::now());
+        let mut x = 0u64;
+        while thread_cpu_time().saturating_sub(start) < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            assert!(wall.elapsed() < Duration::from_secs(20), "the thread clock did not advance while spinning");
+        }
+        assert!(thread_cpu_time().saturating_sub(start) <= wall.elapsed(), "one thread used more CPU than wall time");
+    }
+}

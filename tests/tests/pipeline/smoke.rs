@@ -13,3 +13,44 @@ async fn a_painting_goes_through() {
     let body: serde_json::Value = reqwest::get(format!("{}/v1/submissions/{id}", app.api_url)).await.unwrap().json().await.unwrap();
     assert_eq!(body["status"], "done", "{body}");
 }
+
+/// The CPU and model-idle figures operators size workers by: each blocking stage's CPU time on
+/// its own thread, and the model's unused time between two batches (none before the first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_report_stage_cpu_and_model_idle() {
+    let mut app = TestApp::spawn().await;
+    assert_eq!(app.create_competition("cpu", None).await.status(), 201);
+    app.start_worker().await;
+    app.submit_painting("cpu", &paintings()[0], "e-1").await;
+    app.wait_until_settled(1, Duration::from_secs(60)).await;
+    let first = app.worker(0).metrics().await;
+    assert_eq!(sample(&first, "easel_model_idle_seconds_count", ""), None, "idle recorded before a second batch:\n{first}");
+
+    let pause = Duration::from_millis(300);
+    tokio::time::sleep(pause).await;
+    app.submit_painting("cpu", &paintings()[1], "e-2").await;
+    app.wait_until_settled(2, Duration::from_secs(60)).await;
+    let worker = app.worker(0).metrics().await;
+    assert_eq!(sample(&worker, "easel_model_idle_seconds_count", ""), Some(1.0), "{worker}");
+    let idle = sample(&worker, "easel_model_idle_seconds_sum", "").unwrap_or(0.0);
+    assert!(idle >= pause.as_secs_f64(), "the model waited {idle} s between the batches, less than the {pause:?} pause");
+    for stage in ["decode", "model"] {
+        let label = format!("{{stage=\"{stage}\"}}");
+        assert_eq!(sample(&worker, "easel_stage_cpu_seconds_count", &label), Some(2.0), "{stage}:\n{worker}");
+        let cpu = sample(&worker, "easel_stage_cpu_seconds_sum", &label).unwrap_or(0.0);
+        assert!(cpu > 0.0, "no CPU time recorded for {stage}");
+    }
+    // On one thread, a stage's CPU time cannot exceed its wall time.
+    let decode_wall = sample(&worker, "easel_stage_seconds_sum", "{stage=\"decode\"}").unwrap_or(0.0);
+    let decode_cpu = sample(&worker, "easel_stage_cpu_seconds_sum", "{stage=\"decode\"}").unwrap_or(0.0);
+    assert!(decode_cpu <= decode_wall, "decode: {decode_cpu} s of CPU in {decode_wall} s");
+
+    let ingest = reqwest::get(format!("{}/metrics", app.ingest_url)).await.unwrap().text().await.unwrap();
+    assert_eq!(sample(&ingest, "easel_stage_cpu_seconds_count", "{stage=\"validate\"}"), Some(2.0), "{ingest}");
+}
+
+/// The value of the sample `name` + `labels` (exactly as rendered, e.g. `{stage="decode"}`).
+fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let series = format!("{name}{labels} ");
+    text.lines().find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+}
