@@ -141,17 +141,16 @@ pub async fn run(options: &Options) -> Result<Report> {
     let idle = system::dependencies_idle(Duration::from_secs(2)).await;
     let client = load::Client::new(&app.ingest_url)?;
     let plan = load::Plan { bulk_entries: options.bulk.then_some(options.bulk_entries), concurrency: options.concurrency };
-    let before = Snapshot::take();
-    let cpu_before = CpuTimes::now();
-    let dependencies_before = Dependencies::now();
-    let pool_before = system::model_pool_seconds();
-    let t0 = Instant::now();
+    let start = Mark::now();
     if !options.phased {
         worker = waiting_worker.take().map(RunningWorker::run);
     }
+    // Phased: the moment the uploads are in and the worker starts splits the window in two.
+    let mut switch = None;
     let upload = async {
         let uploaded = load::on_own_thread(client, slug.to_string(), jobs, plan, accepted.clone()).await;
         if let (Ok(_), Some(w)) = (&uploaded, waiting_worker.take()) {
+            switch = Some(Mark::now());
             worker = Some(RunningWorker::run(w));
         }
         uploaded
@@ -159,15 +158,21 @@ pub async fn run(options: &Options) -> Result<Report> {
     let settle = wait_until_settled(&app, slug, options.jobs, Duration::from_secs(options.timeout_s), Some(&accepted));
     // A failed upload ends the run at once rather than at the settling timeout.
     let ((uploaded, client_cpu), settled) = tokio::try_join!(upload, settle)?;
-    let wall = t0.elapsed();
-    let cpu = CpuTimes::now().since(cpu_before);
-    let use_of_cpu = report::CpuUse {
-        times: cpu,
-        client_s: client_cpu.as_secs_f64(),
-        model_pool_s: system::model_pool_seconds() - pool_before,
-        dependencies: Dependencies::now().since(dependencies_before).less_idle(idle, wall.as_secs_f64()),
-    };
-    let after = Snapshot::take();
+    let end = Mark::now();
+    let wall = end.at - start.at;
+    let client_s = client_cpu.as_secs_f64();
+    let (use_of_cpu, window) = end.since(&start, client_s, idle);
+    let phases = switch.map(|switch| {
+        // The client thread ended with the uploads: all its time is the first phase's.
+        let (ingest, ingest_window) = switch.since(&start, client_s, idle);
+        let (worker, worker_window) = end.since(&switch, 0.0, idle);
+        report::Phases {
+            ingest: report::CpuSplit::new(&ingest, &ingest_window, options.jobs as f64),
+            ingest_s: (switch.at - start.at).as_secs_f64(),
+            worker: report::CpuSplit::new(&worker, &worker_window, options.jobs as f64),
+            worker_s: (end.at - switch.at).as_secs_f64(),
+        }
+    });
 
     if let Some(w) = worker.take() {
         w.stop().await?;
@@ -176,7 +181,41 @@ pub async fn run(options: &Options) -> Result<Report> {
     let results = result_stats(&app, slug).await?;
 
     let run = RunInfo::new(started_at, Machine::this(), options, &app.settings);
-    Ok(Report::new(run, &Window { before, after }, wall, &uploaded, settled, results, use_of_cpu, background, baseline))
+    Ok(Report::new(run, &window, wall, &uploaded, settled, results, use_of_cpu, phases, background, baseline))
+}
+
+/// The recorder and the CPU clocks at one moment of the measured window.
+struct Mark {
+    at: Instant,
+    metrics: Snapshot,
+    cpu: CpuTimes,
+    dependencies: Dependencies,
+    model_pool_s: f64,
+}
+
+impl Mark {
+    fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            metrics: Snapshot::take(),
+            cpu: CpuTimes::now(),
+            dependencies: Dependencies::now(),
+            model_pool_s: system::model_pool_seconds(),
+        }
+    }
+
+    /// What was used since `earlier`: `client_s` of it on the client thread; `idle` is what
+    /// the other processes use per second with no jobs.
+    fn since(&self, earlier: &Mark, client_s: f64, idle: Dependencies) -> (report::CpuUse, Window) {
+        let seconds = (self.at - earlier.at).as_secs_f64();
+        let used = report::CpuUse {
+            times: self.cpu.since(earlier.cpu),
+            client_s,
+            model_pool_s: self.model_pool_s - earlier.model_pool_s,
+            dependencies: self.dependencies.since(earlier.dependencies).less_idle(idle, seconds),
+        };
+        (used, Window { before: earlier.metrics.clone(), after: self.metrics.clone() })
+    }
 }
 
 fn configure(settings: &mut Settings, options: &Options, configured: &Settings) {

@@ -148,8 +148,18 @@ pub struct CpuSplit {
     pub transport_within_target: bool,
 }
 
+/// A phased run's CPU split in its two phases: uploads with no worker consuming, then the
+/// worker alone working off the backlog (ingest idle). Per job of the whole run in both.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phases {
+    pub ingest: CpuSplit,
+    pub ingest_s: f64,
+    pub worker: CpuSplit,
+    pub worker_s: f64,
+}
+
 impl CpuSplit {
-    fn new(use_of_cpu: &CpuUse, window: &Window, jobs: f64) -> Self {
+    pub fn new(use_of_cpu: &CpuUse, window: &Window, jobs: f64) -> Self {
         let cpu_sum = format!("{STAGE_CPU_SECONDS}_sum");
         let stage_s = |stage| window.delta(&cpu_sum, &[("stage", stage)]);
         let per_job = |seconds: f64| seconds * 1e3 / jobs;
@@ -262,6 +272,7 @@ pub struct Report {
     pub stages: Vec<StageCost>,
     pub summary: Summary,
     pub cpu: CpuSplit,
+    pub phases: Option<Phases>,
     pub baseline: Option<Baseline>,
     pub ratios: Option<Ratios>,
     pub sizing: Sizing,
@@ -277,6 +288,7 @@ impl Report {
         settled: Settled,
         results: ResultStats,
         use_of_cpu: CpuUse,
+        phases: Option<Phases>,
         background_busy_fraction: f64,
         baseline: Option<Baseline>,
     ) -> Self {
@@ -401,7 +413,7 @@ impl Report {
             },
         };
         let cpu = CpuSplit::new(&use_of_cpu, window, jobs);
-        Report { run, stages, summary, cpu, baseline, ratios, sizing }
+        Report { run, stages, summary, cpu, phases, baseline, ratios, sizing }
     }
 
     /// One JSON object per line: `run`, one `stage` per stage, `summary`, `baseline`, `ratios`,
@@ -431,6 +443,9 @@ impl Report {
         lines.extend(self.stages.iter().map(|s| tagged("stage", s)));
         lines.push(tagged("summary", &self.summary));
         lines.push(tagged("cpu", &self.cpu));
+        if let Some(p) = &self.phases {
+            lines.push(tagged("phases", p));
+        }
         if let Some(b) = &self.baseline {
             lines.push(tagged("baseline", b));
         }
@@ -552,6 +567,24 @@ impl Report {
             "{:<63} {:>9.3}   target ≤ {} ms: {verdict}",
             "transport overhead: services' transport + Postgres/RabbitMQ/S3", c.transport, c.transport_target_ms
         );
+        if let Some(p) = &self.phases {
+            let _ = writeln!(
+                out,
+                "phases (ms per job): uploads alone {:.1} s | worker alone {:.1} s",
+                p.ingest_s, p.worker_s
+            );
+            for (what, a, b) in [
+                ("model", p.ingest.model, p.worker.model),
+                ("decode (worker) / validation (ingest)", p.ingest.decode + p.ingest.validate, p.worker.decode + p.worker.validate),
+                ("services' transport", p.ingest.services_transport, p.worker.services_transport),
+                ("Postgres", p.ingest.postgres, p.worker.postgres),
+                ("RabbitMQ", p.ingest.rabbitmq, p.worker.rabbitmq),
+                ("SeaweedFS", p.ingest.seaweedfs, p.worker.seaweedfs),
+                ("transport", p.ingest.transport, p.worker.transport),
+            ] {
+                let _ = writeln!(out, "  {what:<61} {a:>9.3} | {b:>9.3}");
+            }
+        }
         if let (Some(b), Some(x)) = (&self.baseline, &self.ratios) {
             let _ = writeln!(out);
             let _ = writeln!(out, "baseline (same run, same model and paintings, no services; {} images)", b.images);
