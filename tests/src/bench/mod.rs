@@ -4,8 +4,12 @@
 //! Ingest, api and the worker run in this process on the real Postgres, RabbitMQ and S3 of the
 //! machine, against fresh resources of their own (a [`TestApp`]), so they share one Prometheus
 //! recorder: the per-stage figures are the stage timers the services keep
-//! ([`easel_core::metrics::Stage`]), read before and after the measured window. A baseline in
-//! the same run calls the same model on the same paintings directly, with no services around.
+//! ([`easel_core::metrics::Stage`]), read before and after the measured window, and the model's
+//! idle time between batches. CPU time is accounted by where it went, from each thread's and
+//! process's own clock ([`system`]): the model's compute threads, decode and validation (the
+//! services' CPU timers), the client (a thread of its own), the rest of this process, and
+//! Postgres, RabbitMQ and SeaweedFS. A baseline in the same run calls the same model on the
+//! same paintings directly, with no services around.
 
 pub mod baseline;
 pub mod load;

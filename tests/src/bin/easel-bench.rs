@@ -5,9 +5,12 @@ use clap::Parser;
 use easel_tests::bench::{self, Options};
 
 /// Jobs per second end to end through ingest → S3 → RabbitMQ → worker (the tiny random model,
-/// on the CPU) → Postgres, and where each job's time goes (HTTP, S3 put/get, publish, claim,
-/// result write, ack, decode + preprocess, model), beside a baseline of the same run that calls
-/// the same model on the same paintings with no services around.
+/// on the CPU) → Postgres, and what transport costs per job: the model's idle time between
+/// batches, CPU time by where it went (model, decode, validation, client, the services'
+/// transport, Postgres, RabbitMQ, SeaweedFS; phased runs split it into the upload and worker
+/// phases) and each stage's latency (HTTP, S3 put/get, publish, claim, result write, ack),
+/// beside a baseline of the same run that calls the same model on the same paintings with no
+/// services around.
 ///
 /// Needs Postgres, RabbitMQ and SeaweedFS (scripts/deps-up.sh) and the sample paintings
 /// (scripts/fetch-paintings.sh). Ingest, api and the worker run in this process against a fresh
