@@ -92,12 +92,23 @@ impl Stage {
         out
     }
 
-    /// Runs blocking `work` on this thread, recording the CPU time it used there.
-    pub fn on_cpu<T>(self, work: impl FnOnce() -> T) -> T {
-        let started = thread_cpu_time();
-        let out = work();
-        let used = thread_cpu_time().saturating_sub(started);
-        metrics::histogram!(STAGE_CPU_SECONDS, "stage" => self.as_str()).record(used.as_secs_f64());
+    /// Runs blocking `work` on tokio's blocking pool, recording its wall time for `jobs` jobs and
+    /// the CPU time it used on that thread ([`STAGE_CPU_SECONDS`]).
+    pub async fn run_blocking<T: Send + 'static>(
+        self,
+        jobs: usize,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let started = Instant::now();
+        let out = tokio::task::spawn_blocking(move || {
+            let cpu = thread_cpu_time();
+            let out = work();
+            let used = thread_cpu_time().saturating_sub(cpu);
+            metrics::histogram!(STAGE_CPU_SECONDS, "stage" => self.as_str()).record(used.as_secs_f64());
+            out
+        })
+        .await;
+        self.record(started.elapsed(), jobs);
         out
     }
 }

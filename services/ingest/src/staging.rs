@@ -39,7 +39,7 @@ pub async fn stage(state: &AppState, competition_id: Uuid, upload: Upload) -> Re
     let limits = state.decode_limits.clone();
     let declared = upload.declared_type.clone();
     let checked = Stage::Validate
-        .time(1, tokio::task::spawn_blocking(move || Stage::Validate.on_cpu(|| check_image(&bytes, declared.as_deref(), &limits))))
+        .run_blocking(1, move || check_image(&bytes, declared.as_deref(), &limits))
         .await
         .map_err(ApiError::internal)??;
     let key = image_key(&checked.sha256);

@@ -151,7 +151,7 @@ impl Assess {
         }
         let n = inputs.len();
         self.model_busy(true);
-        let (inputs, assessed) = Stage::Model.time(n, self.assess(inputs)).await;
+        let (inputs, assessed) = self.assess(inputs).await;
         let assessments: Vec<Result<Assessment, String>> = match assessed {
             Ok(all) => all.into_iter().map(Ok).collect(),
             Err(e) if n == 1 => vec![Err(e.to_string())],
@@ -159,7 +159,7 @@ impl Assess {
                 tracing::warn!(error = %e, batch = n, "the batch failed in the model; trying each painting alone");
                 let mut singles = Vec::with_capacity(n);
                 for input in inputs {
-                    let (_, one) = Stage::Model.time(1, self.assess(vec![input])).await;
+                    let (_, one) = self.assess(vec![input]).await;
                     singles.push(one.map_err(|e| e.to_string()).and_then(|mut a| a.pop().ok_or_else(|| "no assessment".into())));
                 }
                 singles
@@ -194,11 +194,12 @@ impl Assess {
         }
     }
 
-    /// Runs the model off the async threads; gives the inputs back for a retry.
+    /// Runs the model off the async threads (one `model` stage timing for the call); gives the
+    /// inputs back for a retry.
     async fn assess(&self, inputs: Vec<ArtworkInput>) -> (Vec<ArtworkInput>, Result<Vec<Assessment>, ModelError>) {
         let assessor = self.assessor.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let out = Stage::Model.on_cpu(|| assessor.assess(&inputs));
+        let task = Stage::Model.run_blocking(inputs.len(), move || {
+            let out = assessor.assess(&inputs);
             (inputs, out)
         });
         match task.await {

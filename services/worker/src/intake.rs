@@ -189,7 +189,7 @@ async fn prepare(
     let _slot = decode_slots.acquire_owned().await.map_err(|e| JobFault::Transient(e.to_string()))?;
     let started = Instant::now();
     let image = Stage::Decode
-        .time(1, tokio::task::spawn_blocking(move || Stage::Decode.on_cpu(|| processor.prepare_bytes(&bytes, &limits))))
+        .run_blocking(1, move || processor.prepare_bytes(&bytes, &limits))
         .await
         .map_err(|e| JobFault::Transient(format!("the decode task failed: {e}")))?
         .map_err(|e| match e {

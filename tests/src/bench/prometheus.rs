@@ -1,7 +1,8 @@
 //! Reading the process's own Prometheus recorder: the services of the benchmark run in this
 //! process, so one rendering holds ingest's, the worker's and the api's metrics. Figures are
 //! the difference between two snapshots, so what happened before the measured window (the
-//! warm-up) does not count.
+//! warm-up) does not count. The pipeline tests read the worker processes' `/metrics` with the
+//! same parser ([`Snapshot::parse`]).
 
 /// One sample of the text exposition format: `name{label="value",...} value`.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,6 +4,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use uuid::Uuid;
 
+use easel_tests::bench::prometheus::Snapshot;
 use easel_tests::{TestApp, paintings};
 
 /// 40 single uploads, 100 in one multipart bulk request and 74 in a zip: 214 paintings, two
@@ -54,7 +55,7 @@ async fn two_hundred_paintings_in_single_and_bulk_uploads_are_each_scored_once()
     // Each job was scored by exactly one worker.
     let mut scored = 0.0;
     for i in 0..2 {
-        scored += metric(&app.worker(i).metrics().await, "easel_jobs_total", "outcome=\"done\"");
+        scored += Snapshot::parse(&app.worker(i).metrics().await).sum("easel_jobs_total", &[("outcome", "done")]);
     }
     assert_eq!(scored, TOTAL as f64, "jobs the two workers scored");
 
@@ -154,12 +155,4 @@ async fn two_hundred_paintings_in_single_and_bulk_uploads_are_each_scored_once()
     assert_eq!(lines.len(), TOTAL as usize);
     let ids: HashSet<Uuid> = lines.iter().map(|l| l["submission_id"].as_str().unwrap().parse().unwrap()).collect();
     assert_eq!(ids, exported);
-}
-
-/// The value of a Prometheus sample whose labels contain `label`.
-pub fn metric(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use easel_core::domain::JobMessage;
+use easel_tests::bench::prometheus::Snapshot;
 use easel_tests::{SubmitForm, TestApp, paintings};
 
-use crate::end_to_end::metric;
 
 /// The same `external_id` twice, singly or in bulk, is one submission, one object and one job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +61,7 @@ async fn a_job_delivered_twice_makes_one_result() {
     let started = std::time::Instant::now();
     loop {
         let metrics = app.worker(0).metrics().await;
-        if metric(&metrics, "easel_jobs_total", "outcome=\"duplicate\"") >= 2.0 {
+        if Snapshot::parse(&metrics).sum("easel_jobs_total", &[("outcome", "duplicate")]) >= 2.0 {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "the duplicates were not settled:\n{metrics}");

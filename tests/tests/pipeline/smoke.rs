@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use easel_tests::bench::prometheus::Snapshot;
 use easel_tests::{TestApp, paintings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,33 +25,28 @@ async fn services_report_stage_cpu_and_model_idle() {
     app.submit_painting("cpu", &paintings()[0], "e-1").await;
     app.wait_until_settled(1, Duration::from_secs(60)).await;
     let first = app.worker(0).metrics().await;
-    assert_eq!(sample(&first, "easel_model_idle_seconds_count", ""), None, "idle recorded before a second batch:\n{first}");
+    assert!(!first.contains("easel_model_idle_seconds"), "idle recorded before a second batch:\n{first}");
 
     let pause = Duration::from_millis(300);
     tokio::time::sleep(pause).await;
     app.submit_painting("cpu", &paintings()[1], "e-2").await;
     app.wait_until_settled(2, Duration::from_secs(60)).await;
-    let worker = app.worker(0).metrics().await;
-    assert_eq!(sample(&worker, "easel_model_idle_seconds_count", ""), Some(1.0), "{worker}");
-    let idle = sample(&worker, "easel_model_idle_seconds_sum", "").unwrap_or(0.0);
+    let text = app.worker(0).metrics().await;
+    let worker = Snapshot::parse(&text);
+    assert_eq!(worker.sum("easel_model_idle_seconds_count", &[]), 1.0, "{text}");
+    let idle = worker.sum("easel_model_idle_seconds_sum", &[]);
     assert!(idle >= pause.as_secs_f64(), "the model waited {idle} s between the batches, less than the {pause:?} pause");
     for stage in ["decode", "model"] {
-        let label = format!("{{stage=\"{stage}\"}}");
-        assert_eq!(sample(&worker, "easel_stage_cpu_seconds_count", &label), Some(2.0), "{stage}:\n{worker}");
-        let cpu = sample(&worker, "easel_stage_cpu_seconds_sum", &label).unwrap_or(0.0);
+        let label = [("stage", stage)];
+        assert_eq!(worker.sum("easel_stage_cpu_seconds_count", &label), 2.0, "{stage}:\n{text}");
+        let cpu = worker.sum("easel_stage_cpu_seconds_sum", &label);
         assert!(cpu > 0.0, "no CPU time recorded for {stage}");
     }
     // On one thread, a stage's CPU time cannot exceed its wall time.
-    let decode_wall = sample(&worker, "easel_stage_seconds_sum", "{stage=\"decode\"}").unwrap_or(0.0);
-    let decode_cpu = sample(&worker, "easel_stage_cpu_seconds_sum", "{stage=\"decode\"}").unwrap_or(0.0);
+    let decode_wall = worker.sum("easel_stage_seconds_sum", &[("stage", "decode")]);
+    let decode_cpu = worker.sum("easel_stage_cpu_seconds_sum", &[("stage", "decode")]);
     assert!(decode_cpu <= decode_wall, "decode: {decode_cpu} s of CPU in {decode_wall} s");
 
     let ingest = reqwest::get(format!("{}/metrics", app.ingest_url)).await.unwrap().text().await.unwrap();
-    assert_eq!(sample(&ingest, "easel_stage_cpu_seconds_count", "{stage=\"validate\"}"), Some(2.0), "{ingest}");
-}
-
-/// The value of the sample `name` + `labels` (exactly as rendered, e.g. `{stage="decode"}`).
-fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
-    let series = format!("{name}{labels} ");
-    text.lines().find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+    assert_eq!(Snapshot::parse(&ingest).sum("easel_stage_cpu_seconds_count", &[("stage", "validate")]), 2.0, "{ingest}");
 }
