@@ -35,8 +35,37 @@ GRACE_MARGIN_SECONDS = 10
 # and the keys the manifests read from them.
 EXTERNAL_SECRETS = {
     "easel-database": {"url"},
+    "easel-api-database": {"url", "password"},
     "easel-rabbitmq": {"url", "management-url"},
-    "easel-s3": {"access-key-id", "secret-access-key"},
+    "easel-s3-ingest": {"access-key-id", "secret-access-key"},
+    "easel-s3-worker": {"access-key-id", "secret-access-key"},
+    "easel-worker-drain": {"token"},
+}
+
+# The Secrets each of Easel's containers may read, by (workload, container): every
+# service gets its own credentials and no more. The api is the read side: a read-only
+# database role, no S3 key, no broker. Ingest writes images; the worker (and what
+# copies the checkpoint for it) reads them. Only the worker holds the drain token.
+SECRETS_BY_CONTAINER = {
+    ("Deployment/easel-ingest", "ingest"): {"easel-database", "easel-rabbitmq", "easel-s3-ingest"},
+    ("Deployment/easel-api", "api"): {"easel-api-database"},
+    ("Deployment/easel-worker", "worker"): {"easel-database", "easel-rabbitmq", "easel-s3-worker", "easel-worker-drain"},
+    ("Deployment/easel-worker", "fetch-model"): {"easel-s3-worker"},
+    # `easel-ingest migrate` loads ingest's settings, which production checks in full.
+    ("Job/easel-migrate", "migrate"): {"easel-database", "easel-rabbitmq", "easel-s3-ingest"},
+    ("Job/easel-migrate", "api-reader"): {"easel-database", "easel-api-database"},
+    ("Job/easel-model-populate", "populate"): {"easel-s3-worker"},
+}
+
+# Who may open a connection to each service's pods (NetworkPolicy `from` peers, as
+# {"namespace": ..., "pod": ...} label selectors; None = any pod of the namespace).
+INGRESS_CONTROLLER_NAMESPACE = "ingress-nginx"
+MONITORING_NAMESPACE = "monitoring"
+PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
+ALLOWED_PEERS = {
+    "easel-ingest": [(INGRESS_CONTROLLER_NAMESPACE, None), (MONITORING_NAMESPACE, PROMETHEUS_POD)],
+    "easel-api": [(INGRESS_CONTROLLER_NAMESPACE, None), (MONITORING_NAMESPACE, PROMETHEUS_POD)],
+    WORKER: [(MONITORING_NAMESPACE, PROMETHEUS_POD)],
 }
 
 # Environment variables that hold credentials: never a literal in production.
@@ -246,6 +275,135 @@ def rule_worker_grace(r: Rendering):
                         "scale-down would kill batches in flight")
 
 
+def rule_drain(r: Rendering):
+    """/drain takes only POST with the drain token: the preStop hook must be the
+    worker's own `drain` command (an httpGet hook sends GET without credentials),
+    the token must come from a Secret, and the drain deadline must act through the
+    liveness probe on /healthz."""
+    dep = r.get("Deployment", WORKER)
+    if dep is None:
+        return  # reported by rule_worker
+    c = next((c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == WORKER_CONTAINER), None)
+    if c is None:
+        return
+    where = ident(dep, c)
+    pre_stop = (c.get("lifecycle") or {}).get("preStop") or {}
+    command = (pre_stop.get("exec") or {}).get("command") or []
+    if pre_stop.get("httpGet"):
+        yield Violation("drain", where, "preStop is an httpGet: /drain refuses GET and requests without the token")
+    elif not (command and command[0].endswith("easel-worker") and command[1:] == ["drain"]):
+        yield Violation("drain", where, f"preStop does not run `easel-worker drain` (it runs {command!r})")
+    token = next((e for e in c.get("env") or [] if e["name"] == "APP_WORKER__DRAIN_TOKEN"), None)
+    if token is None or not (token.get("valueFrom") or {}).get("secretKeyRef"):
+        yield Violation("drain", where, "APP_WORKER__DRAIN_TOKEN does not come from a Secret: /drain would refuse "
+                        "every request, the preStop hook included")
+    seconds, _ = setting(container_env(r, c), "worker", "drain_deadline_seconds")
+    if not seconds or seconds < 1:
+        yield Violation("drain", where, "worker.drain_deadline_seconds is set nowhere (manifests or config/*.yaml)")
+    liveness = ((c.get("livenessProbe") or {}).get("httpGet") or {}).get("path")
+    if liveness != "/healthz":
+        yield Violation("drain", where, f"livenessProbe is {liveness!r}, not /healthz: a drained worker that never "
+                        "gets SIGTERM would idle for ever")
+
+
+def generated_name(r: Rendering, name: str) -> str:
+    """A Secret's name as written, without the hash suffix a secretGenerator (dev) adds."""
+    if r.get("Secret", name) is not None and re.fullmatch(r".+-[a-z0-9]{10}", name):
+        return name[:-11]
+    return name
+
+
+def rule_secret_scope(r: Rendering):
+    """Each of Easel's containers reads only the Secrets SECRETS_BY_CONTAINER lists for it."""
+    refs: dict[tuple[str, str], set[str]] = {}
+    for obj, _, c, _ in r.containers():
+        key = (f"{obj['kind']}/{obj['metadata']['name']}", c["name"])
+        names = refs.setdefault(key, set())
+        for e in c.get("env") or []:
+            if (ref := (e.get("valueFrom") or {}).get("secretKeyRef")):
+                names.add(ref["name"])
+        names.update(s["secretRef"]["name"] for s in c.get("envFrom") or [] if s.get("secretRef"))
+    for obj, pod in r.workloads():
+        for v in pod.get("volumes") or []:
+            if v.get("secret"):
+                for c in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+                    if any(m["name"] == v["name"] for m in c.get("volumeMounts") or []):
+                        refs[(f"{obj['kind']}/{obj['metadata']['name']}", c["name"])].add(v["secret"]["secretName"])
+    for (workload, container), names in refs.items():
+        names = {generated_name(r, n) for n in names}
+        if not workload.split("/", 1)[1].startswith("easel-"):
+            continue  # dev's Postgres, RabbitMQ, SeaweedFS
+        allowed = SECRETS_BY_CONTAINER.get((workload, container))
+        where = f"{workload} container {container}"
+        if allowed is None:
+            if names:
+                yield Violation("secret-scope", where, f"reads Secrets {sorted(names)} but has no entry in "
+                                "SECRETS_BY_CONTAINER (check_invariants.py)")
+        elif names - allowed:
+            yield Violation("secret-scope", where, f"reads {sorted(names - allowed)}, beyond its own "
+                            f"{sorted(allowed)}")
+    api = r.get("Deployment", "easel-api")
+    for c in (api or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+        for e in c.get("env") or []:
+            if e["name"].startswith(("APP_S3__ACCESS", "APP_S3__SECRET", "APP_RABBITMQ__URL")):
+                yield Violation("secret-scope", ident(api, c), f"the api gets {e['name']}: it reaches neither S3 nor the broker")
+
+
+def _peers(rule: dict):
+    """(namespace name or None, pod matchLabels or None, problem or None) per `from` peer."""
+    for peer in rule.get("from") or []:
+        if "ipBlock" in peer:
+            yield None, None, "an ipBlock peer"
+            continue
+        ns = peer.get("namespaceSelector")
+        pod = peer.get("podSelector")
+        if ns is None:
+            yield None, None, "a peer without namespaceSelector (any pod of the namespace)"
+            continue
+        if set(ns) - {"matchLabels"} or set(ns.get("matchLabels") or {}) != {"kubernetes.io/metadata.name"}:
+            yield None, None, f"namespaceSelector {ns} does not name one namespace"
+            continue
+        if pod is not None and set(pod) - {"matchLabels"}:
+            yield None, None, f"podSelector {pod} is not matchLabels only"
+            continue
+        yield ns["matchLabels"]["kubernetes.io/metadata.name"], (pod or {}).get("matchLabels") or None, None
+
+
+def rule_network_policies(r: Rendering):
+    """Every service is behind an Ingress NetworkPolicy whose every rule names its
+    peers (an empty `from` admits everyone) and port, and the peers are those
+    ALLOWED_PEERS gives it: the ingress controller and Prometheus for ingest and
+    api, Prometheus alone for the worker."""
+    policies = [p for p in r.of_kind("NetworkPolicy") if "Ingress" in (p["spec"].get("policyTypes") or [])]
+    for name, allowed in ALLOWED_PEERS.items():
+        dep = r.get("Deployment", name)
+        if dep is None:
+            continue
+        labels = dep["spec"]["template"]["metadata"].get("labels") or {}
+        selecting = [p for p in policies
+                     if (p["spec"]["podSelector"].get("matchLabels") or {}).items() <= labels.items()]
+        if not selecting:
+            yield Violation("network-policies", ident(dep), "no Ingress NetworkPolicy selects its pods")
+        ports = {str(p.get("containerPort")) for c in dep["spec"]["template"]["spec"]["containers"]
+                 for p in c.get("ports") or []}
+        for policy in selecting:
+            for i, rule in enumerate(policy["spec"].get("ingress") or []):
+                where = f"{ident(policy)} ingress[{i}]"
+                if not rule.get("from"):
+                    yield Violation("network-policies", where, "no `from`: admits every pod and address")
+                if not rule.get("ports"):
+                    yield Violation("network-policies", where, "no `ports`: admits every port")
+                for port in rule.get("ports") or []:
+                    if str(port.get("port")) not in ports:
+                        yield Violation("network-policies", where, f"port {port.get('port')} is not one {name} serves")
+                for namespace, pod, problem in _peers(rule):
+                    if problem:
+                        yield Violation("network-policies", where, problem)
+                    elif not any(namespace == ns and (want is None or pod == want) for ns, want in allowed):
+                        yield Violation("network-policies", where, f"admits {pod or 'every pod'} of namespace "
+                                        f"{namespace!r}; {name} admits only {allowed}")
+
+
 def rule_http_grace(r: Rendering):
     """ingest and api get SIGTERM, then application.shutdown_grace_seconds to finish
     requests in flight: the pod's grace period must cover it."""
@@ -429,9 +587,12 @@ RULES = [
     rule_images_pinned,
     rule_worker,
     rule_worker_grace,
+    rule_drain,
     rule_http_grace,
     rule_no_literal_secrets,
     rule_references,
+    rule_secret_scope,
+    rule_network_policies,
     rule_autoscaling,
     rule_disruption,
     rule_dashboard,
@@ -461,6 +622,14 @@ def _worker_container(docs):
 
 def _worker_config(docs):
     return next(d for d in docs if d.get("kind") == "ConfigMap" and "APP_WORKER__MAX_BATCH_SECONDS" in (d.get("data") or {}))
+
+
+def _deployment(docs, name):
+    return next(d for d in docs if d.get("kind") == "Deployment" and d["metadata"]["name"] == name)
+
+
+def _policy(docs, name):
+    return next(d for d in docs if d.get("kind") == "NetworkPolicy" and d["metadata"]["name"] == name)
 
 
 def _pop(mapping, *keys):
@@ -517,6 +686,34 @@ MUTATIONS = [
     ("a reference to an undocumented Secret", "references",
      lambda d: _worker_container(d)["env"].append(
          {"name": "X", "valueFrom": {"secretKeyRef": {"name": "easel-other", "key": "x"}}})),
+    ("a preStop httpGet on /drain (GET, no token)", "drain",
+     lambda d: _worker_container(d)["lifecycle"].update(preStop={"httpGet": {"path": "/drain", "port": "http"}})),
+    ("the worker without its drain token", "drain",
+     lambda d: _worker_container(d).update(env=[e for e in _worker_container(d)["env"]
+                                                if e["name"] != "APP_WORKER__DRAIN_TOKEN"])),
+    ("the worker's liveness probe off /healthz", "drain",
+     lambda d: _worker_container(d)["livenessProbe"].update(tcpSocket={"port": "http"}) or
+     _worker_container(d)["livenessProbe"].pop("httpGet")),
+    ("the api with S3 credentials again", "secret-scope",
+     lambda d: _deployment(d, "easel-api")["spec"]["template"]["spec"]["containers"][0]["env"].append(
+         {"name": "APP_S3__SECRET_ACCESS_KEY",
+          "valueFrom": {"secretKeyRef": {"name": "easel-s3-ingest", "key": "secret-access-key"}}})),
+    ("the api on the owner's database role", "secret-scope",
+     lambda d: _deployment(d, "easel-api")["spec"]["template"]["spec"]["containers"][0]["env"][1]
+     ["valueFrom"]["secretKeyRef"].update(name="easel-database")),
+    ("ingest with the worker's S3 key", "secret-scope",
+     lambda d: [e["valueFrom"]["secretKeyRef"].update(name="easel-s3-worker")
+                for e in _deployment(d, "easel-ingest")["spec"]["template"]["spec"]["containers"][0]["env"]
+                if e["name"].startswith("APP_S3__")]),
+    ("a worker policy rule without `from`", "network-policies",
+     lambda d: _policy(d, "easel-worker")["spec"]["ingress"][0].pop("from")),
+    ("the worker open to every pod of the monitoring namespace", "network-policies",
+     lambda d: _policy(d, "easel-worker")["spec"]["ingress"][0]["from"][0].pop("podSelector")),
+    ("the api open to another namespace", "network-policies",
+     lambda d: _policy(d, "easel-api")["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
+     .update({"kubernetes.io/metadata.name": "default"})),
+    ("ingest without a NetworkPolicy", "network-policies",
+     lambda d: d.remove(_policy(d, "easel-ingest"))),
     ("no PodDisruptionBudget for the worker", "disruption",
      lambda d: d.remove(next(x for x in d if x.get("kind") == "PodDisruptionBudget"
                              and x["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == WORKER))),
