@@ -5,6 +5,7 @@
 pub mod configuration;
 pub mod db;
 pub mod domain;
+pub mod export;
 pub mod http;
 pub mod metrics;
 pub mod queue;

@@ -8,7 +8,7 @@ use easel_core::configuration::WorkerSettings;
 use easel_core::db;
 use easel_core::db::results::NewResult;
 use easel_core::db::submissions::{self, Claimed};
-use easel_core::domain::{RubricScores, SubmissionStatus};
+use easel_core::domain::{Critique, RubricScores, SubmissionStatus};
 use easel_core::metrics::{BATCH_SIZE, MODEL_IDLE_SECONDS, Stage};
 use easel_core::queue::JobDelivery;
 use easel_core::retry::Backoff;
@@ -232,7 +232,8 @@ fn result_outcome(claim: &Claimed, version: &str, a: Assessment, fetch_ms: f64, 
         model_version: version.to_string(),
         score,
         scores,
-        critique: a.critique,
+        // The model's text is untrusted: cleaned and capped before it is stored.
+        critique: Critique::from_model(&a.critique).into_string(),
         new_tokens: i32::try_from(a.new_tokens).unwrap_or(i32::MAX),
         timings,
     }))

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{RubricScores, ValidationError, is_clean_text};
+use super::{RubricScores, ValidationError, check_text};
 
 /// A competition's URL name: 3–64 of `a-z`, `0-9` and `-`, starting and ending with a letter or
 /// digit.
@@ -45,9 +45,7 @@ impl CompetitionTitle {
         if s.is_empty() || s.chars().count() > 200 {
             return Err(ValidationError::new("title", "must be 1 to 200 characters long"));
         }
-        if !is_clean_text(s, false) {
-            return Err(ValidationError::new("title", "must not contain control characters"));
-        }
+        check_text("title", s, false)?;
         Ok(Self(s.to_string()))
     }
 
@@ -56,8 +54,8 @@ impl CompetitionTitle {
     }
 }
 
-/// How much each rubric score counts in a competition's leaderboard score. Stored normalised
-/// (the weights sum to 1).
+/// How much each rubric score counts in a competition's leaderboard score: each sent in
+/// `0..=`[`Self::MAX`], stored normalised (the weights sum to 1).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RubricWeights {
     pub originality: f32,
@@ -68,10 +66,15 @@ pub struct RubricWeights {
 }
 
 impl RubricWeights {
+    /// The largest weight a client may send. Bounding each keeps the normalising sum finite (five
+    /// weights near `f32::MAX` would add up to infinity and normalise to zeros and NaN).
+    pub const MAX: f32 = 100.0;
+
     pub fn parse(raw: RubricWeights) -> Result<Self, ValidationError> {
         let weights = raw.as_array();
-        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err(ValidationError::new("rubric_weights", "weights must be finite and not negative"));
+        // `contains` is false for NaN, so NaN is refused too.
+        if !weights.iter().all(|w| (0.0..=Self::MAX).contains(w)) {
+            return Err(ValidationError::new("rubric_weights", format!("each weight must be a number from 0 to {}", Self::MAX)));
         }
         let sum: f32 = weights.iter().sum();
         if sum <= 0.0 {
@@ -118,5 +121,36 @@ mod tests {
         assert!((w.originality - 0.5).abs() < 1e-6);
         let zero = RubricWeights { originality: 0.0, color: 0.0, texture: 0.0, composition: 0.0, content: 0.0 };
         assert!(RubricWeights::parse(zero).is_err());
+    }
+
+    #[test]
+    fn weights_are_finite_and_bounded() {
+        let all = |w: f32| RubricWeights { originality: w, color: w, texture: w, composition: w, content: w };
+        let max = RubricWeights::parse(all(RubricWeights::MAX)).unwrap();
+        assert!((max.originality - 0.2).abs() < 1e-6);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, 1e30, 100.01, -0.5] {
+            let err = RubricWeights::parse(RubricWeights { color: bad, ..all(1.0) }).unwrap_err();
+            assert_eq!(err.field, "rubric_weights", "{bad}");
+        }
+        // Sums that would overflow f32 if the weights were not bounded.
+        assert!(RubricWeights::parse(all(f32::MAX)).is_err());
+        // What a client sends as JSON: 1e308 does not fit an f32 and must not get through.
+        let huge: RubricWeights = serde_json::from_str(
+            r#"{"originality": 1e308, "color": 1e308, "texture": 1, "composition": 1, "content": 1}"#,
+        )
+        .unwrap();
+        assert!(RubricWeights::parse(huge).is_err());
+        // Every weight the parser lets through scores within the score range.
+        let scored = RubricWeights::parse(RubricWeights { originality: 1e-30, ..all(0.0) }).unwrap();
+        assert!(scored.originality.is_finite() && (scored.originality - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn titles() {
+        assert!(CompetitionTitle::parse("  Spring Salon — Printemps 2026 ").is_ok());
+        assert_eq!(CompetitionTitle::parse("Salon\u{202E}6202").unwrap_err().field, "title");
+        assert_eq!(CompetitionTitle::parse("a\u{2068}b\u{2069}").unwrap_err().field, "title");
+        assert!(CompetitionTitle::parse("tab\there").is_err());
+        assert!(CompetitionTitle::parse(" ").is_err());
     }
 }

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{ValidationError, is_clean_text};
+use super::{ValidationError, check_text};
 
 /// The competition's own id for an entry; repeating it returns the existing submission.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -16,9 +16,7 @@ impl ExternalId {
         if s.len() > max_bytes {
             return bad(format!("is {} bytes, over the limit of {max_bytes}", s.len()));
         }
-        if !is_clean_text(s, false) {
-            return bad("must not contain control characters".into());
-        }
+        check_text("external_id", s, false)?;
         Ok(Self(s.to_string()))
     }
 
@@ -38,9 +36,7 @@ impl Description {
         if s.len() > max_bytes {
             return bad(format!("is {} bytes, over the limit of {max_bytes}", s.len()));
         }
-        if !is_clean_text(s, true) {
-            return bad("must not contain control characters other than line breaks and tabs".into());
-        }
+        check_text("description", s, true)?;
         Ok(Self(s.to_string()))
     }
 
@@ -103,6 +99,9 @@ mod tests {
         assert!(Description::parse("nul \0 byte", 100).is_err());
         assert!(Description::parse_bytes(&[0xff, 0xfe, 0x41], 100).is_err());
         assert!(Description::parse_bytes("ééé".as_bytes(), 5).is_err());
+        let err = Description::parse("a sunset \u{202E}txt.exe", 100).unwrap_err();
+        assert_eq!(err.field, "description");
+        assert!(Description::parse("Huile sur toile — مرحبا", 100).is_ok());
     }
 
     #[test]
@@ -111,5 +110,8 @@ mod tests {
         assert!(ExternalId::parse("", 64).is_err());
         assert!(ExternalId::parse("a\u{7}b", 64).is_err());
         assert!(ExternalId::parse(&"x".repeat(65), 64).is_err());
+        for bidi in ["entry\u{2066}-1", "\u{200F}entry", "a\u{061C}b"] {
+            assert_eq!(ExternalId::parse(bidi, 64).unwrap_err().field, "external_id", "{bidi:?}");
+        }
     }
 }
