@@ -8,21 +8,22 @@ source "$(dirname "$0")/services-common.sh"
 
 eval "$("$ROOT/scripts/dev-up.sh")"
 "$ROOT/scripts/fetch-paintings.sh"
+AUTH=(-H "Authorization: Bearer $EASEL_TOKEN")
 
 SLUG=${SLUG:-met-demo-$(date +%Y%m%d-%H%M%S)}
 log "creating competition $SLUG"
-curl -fsS -X POST "$INGEST_URL/v1/competitions" -H 'content-type: application/json' \
+curl -fsS "${AUTH[@]}" -X POST "$INGEST_URL/v1/competitions" -H 'content-type: application/json' \
     -d "{\"slug\": \"$SLUG\", \"title\": \"The Met, sampled\"}" >/dev/null
 
 log "submitting $(wc -l <"$PAINTINGS/manifest.jsonl") paintings in one bulk request"
 args=(-F "manifest=@$PAINTINGS/manifest.jsonl;type=application/x-ndjson")
 while read -r file; do args+=(-F "files=@$PAINTINGS/$file;type=image/jpeg"); done \
     < <(jq -r .file "$PAINTINGS/manifest.jsonl")
-curl -fsS "${args[@]}" "$INGEST_URL/v1/competitions/$SLUG/bulk" | jq -c '{accepted, duplicates, rejected}'
+curl -fsS "${AUTH[@]}" "${args[@]}" "$INGEST_URL/v1/competitions/$SLUG/bulk" | jq -c '{accepted, duplicates, rejected}'
 
 log "waiting for the worker"
 while true; do
-    progress=$(curl -fsS "$API_URL/v1/competitions/$SLUG/progress")
+    progress=$(curl -fsS "${AUTH[@]}" "$API_URL/v1/competitions/$SLUG/progress")
     printf '\r    %s' "$(jq -c '{queued, processing, done, failed}' <<<"$progress")" >&2
     if jq -e '.done + .failed == .total' <<<"$progress" >/dev/null; then break; fi
     sleep 1
@@ -30,6 +31,6 @@ done
 echo >&2
 
 log "leaderboard (top 10; random-weight demo model)"
-curl -fsS "$API_URL/v1/competitions/$SLUG/results?limit=10" \
+curl -fsS "${AUTH[@]}" "$API_URL/v1/competitions/$SLUG/results?limit=10" \
     | jq -r '.items[] | "\(.score | . * 10 | round / 10)\t\(.external_id)\t\(.critique[0:60] | gsub("\n"; " "))"'
-echo "export: $API_URL/v1/competitions/$SLUG/export.csv"
+echo "export: curl -H 'Authorization: Bearer $EASEL_TOKEN' $API_URL/v1/competitions/$SLUG/export.csv"

@@ -108,5 +108,5 @@ ensure_database() {
 ensure_model() {
     if [[ -f $MODEL_DIR/easel.json ]]; then return 0; fi
     log "writing a random-weight tiny checkpoint to $MODEL_DIR"
-    (cd "$ROOT" && cargo run -q -p easel-cli --bin easel -- model init --preset tiny --out "$MODEL_DIR") >&2
+    "${CARGO_TARGET_DIR:-$ROOT/target}/debug/easel" model init --preset tiny --out "$MODEL_DIR" >&2
 }

@@ -100,7 +100,12 @@ pub struct TestApp {
     pub api_url: String,
     /// The app's database, for the checks a test makes in SQL.
     pub pool: PgPool,
+    /// Sends the app's `admin` key with every request (a test may set another header).
     pub http: reqwest::Client,
+    /// Sends no key: a stranger.
+    pub anon: reqwest::Client,
+    /// The token of the `admin` key every app starts with.
+    pub admin_token: String,
     pub proxies: HashMap<Dependency, Proxy>,
     database: String,
     services: Vec<Running>,
@@ -175,6 +180,9 @@ impl TestApp {
         settings.worker.batch_timeout_ms = 20;
         settings.worker.retry_budget_seconds = 30;
         settings.worker.max_batch_seconds = 30;
+        // Tests upload fast from one address; the rate-limit test sets its own.
+        settings.application.rate_limit.per_second = 10_000;
+        settings.application.rate_limit.burst = 10_000;
 
         // The database, created empty and migrated.
         let base_url = Url::parse(settings.database.url.expose_secret()).context("database.url")?;
@@ -187,6 +195,7 @@ impl TestApp {
         settings.database.max_connections = 5;
         let pool = db::pool_with(&settings.database, settings.database.connect_options()?);
         db::migrate(&pool).await.context("migrating the test database")?;
+        let admin_token = insert_key(&pool, "test admin", &["admin"]).await?;
 
         for f in options.configure {
             f(&mut settings);
@@ -217,7 +226,9 @@ impl TestApp {
             ingest_url: String::new(),
             api_url: String::new(),
             pool,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?,
+            http: client_with_key(Some(&admin_token))?,
+            anon: client_with_key(None)?,
+            admin_token,
             proxies,
             database,
             services: Vec::new(),
@@ -288,6 +299,7 @@ impl TestApp {
             ("APP_WORKER__MAX_ATTEMPTS", w.max_attempts.to_string()),
             ("APP_WORKER__DECODE_CONCURRENCY", w.decode_concurrency.to_string()),
             ("APP_WORKER__RETRY_BUDGET_SECONDS", w.retry_budget_seconds.to_string()),
+            ("APP_WORKER__DRAIN_DEADLINE_SECONDS", w.drain_deadline_seconds.to_string()), ("APP_WORKER__DRAIN_TOKEN", w.drain_token().map(|t| t.expose_secret().to_string()).unwrap_or_default()),
             ("APP_WORKER__DEVICE", "cpu".into()),
             ("APP_WORKER__DTYPE", "f32".into()),
         ];
@@ -330,6 +342,26 @@ impl TestApp {
 
     pub fn worker(&mut self, index: usize) -> &mut WorkerProcess {
         &mut self.workers[index]
+    }
+
+    /// Makes an API key over HTTP (with the admin key); returns its token.
+    pub async fn create_key(&self, name: &str, scopes: &[&str]) -> String {
+        let response = self
+            .http
+            .post(format!("{}/v1/keys", self.ingest_url))
+            .json(&serde_json::json!({ "name": name, "scopes": scopes }))
+            .send()
+            .await
+            .expect("POST /v1/keys");
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("a JSON answer");
+        assert_eq!(status, 201, "making a key: {body}");
+        body["token"].as_str().expect("a token").to_string()
+    }
+
+    /// A client that sends `token` with every request.
+    pub fn client(&self, token: &str) -> reqwest::Client {
+        client_with_key(Some(token)).expect("building a client")
     }
 
     /// Creates a competition over HTTP.
@@ -504,6 +536,25 @@ impl TestApp {
             .await
             .expect("putting an object");
     }
+}
+
+/// An HTTP client for the tests, sending `token` as a bearer key when there is one.
+pub fn client_with_key(token: Option<&str>) -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(reqwest::Client::builder().timeout(Duration::from_secs(120)).default_headers(headers).build()?)
+}
+
+/// Stores a key straight in the database (as `easel keys create` does); returns its token.
+pub async fn insert_key(pool: &PgPool, name: &str, scopes: &[&str]) -> Result<String> {
+    let scopes = easel_core::auth::Scopes::parse(scopes)?;
+    let (token, hash) = easel_core::auth::generate_token()?;
+    db::keys::insert(pool, name, &scopes, None, None, &hash).await.context("storing a test key")?;
+    Ok(token.expose_secret().to_string())
 }
 
 impl Drop for TestApp {

@@ -6,6 +6,7 @@ mod device;
 mod dump;
 mod eval;
 mod images;
+mod keys;
 mod model_cmd;
 mod score;
 mod train;
@@ -39,6 +40,12 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Make, list and revoke the services' API keys (in Postgres, with the services'
+    /// configuration): `easel keys create --name organiser --scope admin` prints the first key.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 fn main() -> Result<()> {
@@ -54,5 +61,6 @@ fn main() -> Result<()> {
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
         Command::Bench { command } => bench::run(command),
+        Command::Keys { command } => keys::run(command),
     }
 }

@@ -92,6 +92,10 @@ pub struct ApplicationSettings {
     pub host: String,
     pub port: u16,
     pub shutdown_grace_seconds: u64,
+    pub rate_limit: crate::auth::RateLimit,
+    /// Time limits on each request (slowloris and stuck clients).
+    #[serde(flatten)]
+    pub limits: crate::server::ServerLimits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,9 +205,24 @@ pub struct WorkerSettings {
     pub retry_initial_ms: u64,
     pub retry_max_ms: u64,
     pub retry_budget_seconds: u64,
+    /// The shared secret `POST /drain` must present (`Authorization: Bearer`); unset or empty,
+    /// `/drain` refuses every request.
+    pub drain_token: Option<SecretString>,
+    /// How long a drained worker waits for SIGTERM before `/healthz` fails, so that Kubernetes
+    /// restarts a pod that was drained and then forgotten.
+    pub drain_deadline_seconds: u64,
 }
 
 impl WorkerSettings {
+    /// The drain token, if one is set (an empty `APP_WORKER__DRAIN_TOKEN` counts as unset).
+    pub fn drain_token(&self) -> Option<&SecretString> {
+        self.drain_token.as_ref().filter(|t| !t.expose_secret().is_empty())
+    }
+
+    pub fn drain_deadline(&self) -> Duration {
+        Duration::from_secs(self.drain_deadline_seconds)
+    }
+
     pub fn batch_timeout(&self) -> Duration {
         Duration::from_millis(self.batch_timeout_ms)
     }
@@ -300,11 +319,11 @@ impl Settings {
         }
         let settings: Settings =
             builder.build().and_then(|c| c.try_deserialize()).map_err(load_error)?;
-        settings.validate()?;
+        settings.validate(service, environment)?;
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), ConfigurationError> {
+    fn validate(&self, service: Service, environment: Environment) -> Result<(), ConfigurationError> {
         let invalid = |key, message: &str| Err(ConfigurationError::Invalid { key, message: message.to_string() });
         self.database.connect_options()?;
         if self.worker.batch_size == 0 {
@@ -325,6 +344,48 @@ impl Settings {
         if self.ingest.outbox_batch < 1 {
             return invalid("ingest.outbox_batch", "must be at least 1");
         }
+        if self.worker.drain_deadline_seconds == 0 {
+            return invalid("worker.drain_deadline_seconds", "must be at least 1");
+        }
+        if environment == Environment::Production {
+            self.refuse_sample_credentials(service)?;
+        }
+        Ok(())
+    }
+
+    /// Production must not run on the credentials the config files ship for loopback
+    /// development. Each service is checked for what it connects to: the api has no queue or
+    /// bucket, so their sample values in `base.yaml` are harmless there.
+    fn refuse_sample_credentials(&self, service: Service) -> Result<(), ConfigurationError> {
+        let refuse = |key, message: &str| Err(ConfigurationError::Invalid { key, message: format!("{message} (APP_ENVIRONMENT=production)") });
+        if url_password(self.database.url.expose_secret()).is_empty() {
+            return refuse("database.url", "has no password: set APP_DATABASE__URL to the service's own role");
+        }
+        if service == Service::Api {
+            return Ok(());
+        }
+        // Parsed as lapin parses it: a URL without a password connects with `guest`.
+        let amqp = lapin::uri::AMQPUri::from_str(self.rabbitmq.url.expose_secret())
+            .map_err(|e| ConfigurationError::Invalid { key: "rabbitmq.url", message: e })?;
+        let user = &amqp.authority.userinfo;
+        if user.password.is_empty() || user.password == "guest" {
+            return refuse("rabbitmq.url", "uses RabbitMQ's default credentials (guest, or no password): set APP_RABBITMQ__URL");
+        }
+        let secret = self.s3.secret_access_key.expose_secret();
+        if secret.is_empty() || secret == SAMPLE_S3_SECRET_ACCESS_KEY {
+            return refuse("s3.secret_access_key", "is the sample key of config/base.yaml: set APP_S3__SECRET_ACCESS_KEY");
+        }
+        if service == Service::Worker
+            && let Some(token) = self.worker.drain_token()
+        {
+            let token = token.expose_secret();
+            if token == SAMPLE_DRAIN_TOKEN || token.chars().count() < MIN_DRAIN_TOKEN_CHARS {
+                return refuse(
+                    "worker.drain_token",
+                    &format!("is the sample token of config/local.yaml or shorter than {MIN_DRAIN_TOKEN_CHARS} characters"),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -335,5 +396,169 @@ impl Settings {
             0 => u16::try_from(self.worker.batch_size.saturating_mul(3)).unwrap_or(u16::MAX),
             n => n,
         }
+    }
+}
+
+/// The S3 secret that `config/base.yaml` ships for the local SeaweedFS; production refuses it.
+const SAMPLE_S3_SECRET_ACCESS_KEY: &str = "easel-secret-key";
+/// The drain token that `config/local.yaml` ships; production refuses it.
+const SAMPLE_DRAIN_TOKEN: &str = "local-drain-token";
+const MIN_DRAIN_TOKEN_CHARS: usize = 16;
+
+/// The password a connection URL carries, in `scheme://user:password@host/…` or in a
+/// `password=` query parameter (libpq and sqlx read both); empty when it has none.
+fn url_password(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = before_query.split('/').next().unwrap_or_default();
+    let in_userinfo = authority.rsplit_once('@').and_then(|(userinfo, _)| userinfo.split_once(':')).map(|(_, p)| p);
+    let in_query = query.split('&').find_map(|pair| pair.strip_prefix("password="));
+    in_userinfo.filter(|p| !p.is_empty()).or(in_query).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_config() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
+    }
+
+    /// A config folder holding the repository's `base.yaml` and `local.yaml`, and a
+    /// `production.yaml` with `production` as its text.
+    struct ConfigDir(PathBuf);
+
+    impl ConfigDir {
+        fn new(production: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("easel-config-test-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            for file in ["base.yaml", "local.yaml"] {
+                std::fs::copy(repo_config().join(file), dir.join(file)).unwrap();
+            }
+            std::fs::write(dir.join("production.yaml"), production).unwrap();
+            Self(dir)
+        }
+
+        fn load(&self, service: Service, environment: Environment) -> Result<Settings, ConfigurationError> {
+            Settings::load_files(service, &self.0, environment)
+        }
+    }
+
+    impl Drop for ConfigDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A `production.yaml` with credentials of its own for everything; `replace` swaps whole
+    /// sections (`("s3", "  secret_access_key: …")`).
+    fn production(replace: &[(&str, &str)]) -> ConfigDir {
+        let mut sections = vec![
+            ("database", "  url: postgres://easel:s3cret@db.example:5432/easel"),
+            ("rabbitmq", "  url: amqps://easel:s3cret@mq.example:5671/easel"),
+            ("s3", "  access_key_id: AKIAEXAMPLE\n  secret_access_key: a-real-secret-key"),
+            ("worker", "  drain_token: a-long-random-drain-token"),
+        ];
+        for &(name, body) in replace {
+            sections.retain(|(n, _)| *n != name);
+            sections.push((name, body));
+        }
+        ConfigDir::new(&sections.iter().map(|(name, body)| format!("{name}:\n{body}\n")).collect::<String>())
+    }
+
+    fn refused_key(result: Result<Settings, ConfigurationError>) -> &'static str {
+        match result {
+            Err(ConfigurationError::Invalid { key, .. }) => key,
+            Err(other) => panic!("refused for another reason: {other}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn production_accepts_its_own_credentials() {
+        let dir = production(&[]);
+        for service in [Service::Ingest, Service::Api, Service::Worker] {
+            dir.load(service, Environment::Production).unwrap();
+        }
+    }
+
+    #[test]
+    fn production_refuses_the_shipped_files_as_they_are() {
+        let dir = ConfigDir::new("");
+        assert_eq!(refused_key(dir.load(Service::Worker, Environment::Production)), "database.url");
+        // The same files are fine for local development.
+        dir.load(Service::Worker, Environment::Local).unwrap();
+    }
+
+    #[test]
+    fn production_refuses_a_database_url_without_a_password() {
+        for url in ["postgres://postgres@127.0.0.1:5432/easel", "postgres://easel:@db/easel", "postgres://db.example/easel"] {
+            let dir = production(&[("database", &format!("  url: {url}"))]);
+            assert_eq!(refused_key(dir.load(Service::Api, Environment::Production)), "database.url", "{url}");
+        }
+        let dir = production(&[("database", "  url: postgres://easel@db.example/easel?sslmode=require&password=s3cret")]);
+        dir.load(Service::Api, Environment::Production).unwrap();
+    }
+
+    #[test]
+    fn production_refuses_rabbitmq_default_credentials() {
+        for url in ["amqp://guest:guest@127.0.0.1:5672/%2f", "amqp://mq.example:5672/%2f", "amqp://easel@mq.example/%2f", "amqp://easel:@mq.example/%2f"] {
+            let dir = production(&[("rabbitmq", &format!("  url: {url}"))]);
+            assert_eq!(refused_key(dir.load(Service::Ingest, Environment::Production)), "rabbitmq.url", "{url}");
+            assert_eq!(refused_key(dir.load(Service::Worker, Environment::Production)), "rabbitmq.url", "{url}");
+            // The api never connects to the broker.
+            dir.load(Service::Api, Environment::Production).unwrap();
+        }
+    }
+
+    #[test]
+    fn production_refuses_the_sample_s3_keys() {
+        let sample = ConfigDir::new("");
+        let base = sample.load(Service::Ingest, Environment::Local).unwrap();
+        assert_eq!(base.s3.secret_access_key.expose_secret(), SAMPLE_S3_SECRET_ACCESS_KEY, "the constant follows base.yaml");
+        let dir = production(&[("s3", &format!("  access_key_id: easel\n  secret_access_key: {SAMPLE_S3_SECRET_ACCESS_KEY}"))]);
+        assert_eq!(refused_key(dir.load(Service::Ingest, Environment::Production)), "s3.secret_access_key");
+        assert_eq!(refused_key(dir.load(Service::Worker, Environment::Production)), "s3.secret_access_key");
+        dir.load(Service::Api, Environment::Production).unwrap();
+    }
+
+    #[test]
+    fn production_refuses_the_sample_or_a_short_drain_token() {
+        let local = ConfigDir::new("").load(Service::Worker, Environment::Local).unwrap();
+        let shipped = local.worker.drain_token().expect("local.yaml sets a drain token");
+        assert_eq!(shipped.expose_secret(), SAMPLE_DRAIN_TOKEN, "the constant follows local.yaml");
+        for token in [SAMPLE_DRAIN_TOKEN, "short"] {
+            let dir = production(&[("worker", &format!("  drain_token: {token}"))]);
+            assert_eq!(refused_key(dir.load(Service::Worker, Environment::Production)), "worker.drain_token");
+            dir.load(Service::Ingest, Environment::Production).unwrap();
+        }
+        // No token at all is allowed: /drain then refuses every request.
+        let dir = production(&[("worker", "  max_attempts: 5")]);
+        assert!(dir.load(Service::Worker, Environment::Production).unwrap().worker.drain_token().is_none());
+    }
+
+    #[test]
+    fn production_yaml_holds_no_drain_token() {
+        // It comes from a Secret (APP_WORKER__DRAIN_TOKEN), never from a file in the image.
+        let file = config::Config::builder().add_source(config::File::from(repo_config().join("production.yaml"))).build().unwrap();
+        assert!(file.get_string("worker.drain_token").is_err());
+    }
+
+    #[test]
+    fn an_empty_drain_token_counts_as_unset_and_a_zero_deadline_is_refused() {
+        let dir = production(&[("worker", "  drain_token: \"\"")]);
+        assert!(dir.load(Service::Worker, Environment::Production).unwrap().worker.drain_token().is_none());
+        let dir = production(&[("worker", "  drain_deadline_seconds: 0")]);
+        assert_eq!(refused_key(dir.load(Service::Worker, Environment::Production)), "worker.drain_deadline_seconds");
+    }
+
+    #[test]
+    fn url_password_reads_userinfo_and_query() {
+        assert_eq!(url_password("postgres://u:p@h:5432/d"), "p");
+        assert_eq!(url_password("postgres://u:p%40x@h/d"), "p%40x");
+        assert_eq!(url_password("postgres://u@h/d?password=q&sslmode=require"), "q");
+        assert_eq!(url_password("postgres://u@h/d"), "");
+        assert_eq!(url_password("postgres://h/d"), "");
+        assert_eq!(url_password("postgres://u:@h/d"), "");
     }
 }

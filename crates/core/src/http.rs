@@ -26,6 +26,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
+    /// Seconds, for a 429 or 503 (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 /// The body of every error response.
@@ -44,7 +46,7 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into() }
+        Self { status, code: code.into(), message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(code: impl Into<String>, message: impl Into<String>) -> Self {
@@ -82,7 +84,15 @@ impl From<ValidationError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer realm=\"easel\""));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -205,20 +215,33 @@ impl Readiness {
 #[derive(Clone)]
 struct OpsState {
     readiness: Readiness,
+    liveness: Readiness,
     metrics: PrometheusHandle,
 }
 
 /// `/healthz` (the process is up), `/readyz` (its dependencies answer) and `/metrics`.
 pub fn ops_router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
+    ops_router_with_liveness(readiness, Readiness::new(), metrics)
+}
+
+/// As [`ops_router`], with checks behind `/healthz` too: when one fails, `/healthz` answers 503
+/// and Kubernetes restarts the container. Only the process's own state belongs there (the
+/// worker's drain deadline); a dependency that is down would restart every pod at once.
+pub fn ops_router_with_liveness(readiness: Readiness, liveness: Readiness, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
-        .with_state(OpsState { readiness, metrics })
+        .with_state(OpsState { readiness, liveness, metrics })
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+async fn healthz(State(state): State<OpsState>) -> Response {
+    let (live, checks) = state.liveness.run().await;
+    if live {
+        return Json(serde_json::json!({ "status": "ok" })).into_response();
+    }
+    let body = serde_json::json!({ "status": "unhealthy", "checks": checks });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
 }
 
 async fn readyz(State(state): State<OpsState>) -> Response {
@@ -286,23 +309,13 @@ pub async fn shutdown_signal() {
 }
 
 /// Serves `router` until `shutdown` resolves, then lets requests in flight finish for up to
-/// `grace` before returning.
+/// `grace` before returning; with the time limits of [`ServerLimits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
+    limits: crate::server::ServerLimits,
 ) -> std::io::Result<()> {
-    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopping_tx.send(true);
-    });
-    tokio::select! {
-        result = server.into_future() => result,
-        _ = async { let _ = stopping.wait_for(|s| *s).await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("requests still running after the grace period; stopping anyway");
-            Ok(())
-        }
-    }
+    crate::server::serve(listener, router, shutdown, grace, limits).await
 }

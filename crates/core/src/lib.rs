@@ -2,6 +2,7 @@
 //! RabbitMQ jobs queue, Postgres access, telemetry, metrics and the HTTP pieces every service
 //! serves. Knows nothing of the model.
 
+pub mod auth;
 pub mod configuration;
 pub mod db;
 pub mod domain;
@@ -10,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod queue;
 pub mod retry;
+pub mod server;
 pub mod storage;
 pub mod telemetry;
 

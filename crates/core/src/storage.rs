@@ -22,6 +22,9 @@ pub enum StorageError {
     /// The store could not be reached or answered with an error; worth retrying.
     #[error("S3 {operation} failed: {message}")]
     Unavailable { operation: &'static str, message: String },
+    /// The object is larger than the reader accepts (nothing past the limit was read).
+    #[error("object {key} is over the limit of {limit} bytes")]
+    TooLarge { key: String, limit: usize },
 }
 
 impl StorageError {
@@ -42,6 +45,11 @@ impl StorageError {
 /// retried or repeated upload stores nothing new.
 pub fn image_key(sha256_hex: &str) -> String {
     format!("images/sha256/{}/{sha256_hex}", &sha256_hex[..2.min(sha256_hex.len())])
+}
+
+/// The sha256 an image key names (the inverse of [`image_key`]).
+pub fn sha256_of_key(key: &str) -> Option<&str> {
+    key.strip_prefix("images/sha256/").and_then(|rest| rest.rsplit_once('/')).map(|(_, sha)| sha)
 }
 
 /// The lower-case hex sha256 of `bytes`.
@@ -106,6 +114,13 @@ impl ImageStore {
 
     /// Reads the object under `key`.
     pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        self.get_limited(key, usize::MAX).await
+    }
+
+    /// As [`ImageStore::get`], refusing an object over `limit` bytes (by its length header, and
+    /// while reading, should the header lie) without holding more than `limit` in memory.
+    pub async fn get_limited(&self, key: &str, limit: usize) -> Result<Bytes, StorageError> {
+        let too_large = || StorageError::TooLarge { key: key.to_string(), limit };
         let object = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
                 StorageError::NotFound { bucket: self.bucket.clone(), key: key.to_string() }
@@ -113,11 +128,21 @@ impl ImageStore {
                 StorageError::unavailable("GetObject", e)
             }
         })?;
-        let body = object.body.collect().await.map_err(|e| StorageError::Unavailable {
+        if object.content_length().is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit)) {
+            return Err(too_large());
+        }
+        let mut body = object.body;
+        let mut buffer = bytes::BytesMut::new();
+        while let Some(chunk) = body.try_next().await.map_err(|e| StorageError::Unavailable {
             operation: "GetObject",
             message: format!("reading the body: {e}"),
-        })?;
-        Ok(body.into_bytes())
+        })? {
+            if buffer.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            buffer.extend_from_slice(&chunk);
+        }
+        Ok(buffer.freeze())
     }
 
     /// Whether the bucket is reachable (readiness).

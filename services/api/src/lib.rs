@@ -5,3 +5,4 @@
 pub mod openapi;
 pub mod routes;
 pub mod startup;
+pub mod state;

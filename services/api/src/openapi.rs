@@ -1,6 +1,7 @@
 //! The read API's OpenAPI document, served at `/openapi.json`.
 
 use axum::Json;
+use easel_core::auth::BearerSecurity;
 use utoipa::OpenApi;
 
 use crate::routes::{export, leaderboard, progress, submissions};
@@ -15,7 +16,8 @@ use crate::routes::{export, leaderboard, progress, submissions};
         export::export_csv,
         export::export_jsonl,
     ),
-    components(schemas(easel_core::http::ErrorBody, easel_core::http::ErrorDetail))
+    components(schemas(easel_core::http::ErrorBody, easel_core::http::ErrorDetail)),
+    modifiers(&BearerSecurity)
 )]
 pub struct ReadApi;
 

@@ -2,19 +2,16 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use axum::routing::get;
+use axum::{Router, middleware};
+use easel_core::auth::{Authenticator, authenticate};
+use easel_core::server::ServerLimits;
 use easel_core::http::{Readiness, instrument, ops_router, serve};
 use easel_core::{Settings, db, metrics};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::routes;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-}
+use crate::state::AppState;
 
 /// The api service, bound and ready to run.
 pub struct Application {
@@ -22,6 +19,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     shutdown_grace: Duration,
+    limits: ServerLimits,
 }
 
 impl Application {
@@ -32,20 +30,15 @@ impl Application {
 
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
         let readiness = Readiness::new().with_database(&pool);
-        let api = Router::new()
-            .route("/v1/submissions/{id}", get(routes::submissions::get_submission))
-            .route("/v1/competitions/{slug}/results", get(routes::leaderboard::results))
-            .route("/v1/competitions/{slug}/progress", get(routes::progress::progress))
-            .route("/v1/competitions/{slug}/export.csv", get(routes::export::export_csv))
-            .route("/v1/competitions/{slug}/export.jsonl", get(routes::export::export_jsonl))
-            .route("/openapi.json", get(crate::openapi::serve))
-            .with_state(AppState { pool });
+        let authenticator = Authenticator::new(pool.clone(), settings.application.rate_limit);
+        let api = routes::router(AppState { pool }).layer(middleware::from_fn_with_state(authenticator, authenticate));
         let router = instrument(api.merge(ops_router(readiness, metrics::install())));
         let address = format!("{}:{}", settings.application.host, settings.application.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
         tracing::info!(%address, port, "api listening");
-        Ok(Self { port, listener, router, shutdown_grace: Duration::from_secs(settings.application.shutdown_grace_seconds) })
+        Ok(Self { port, listener, router, shutdown_grace: Duration::from_secs(settings.application.shutdown_grace_seconds),
+            limits: settings.application.limits })
     }
 
     pub fn port(&self) -> u16 {
@@ -55,7 +48,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then lets requests in flight finish within the grace
     /// period (a long export is cut off after it).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        serve(self.listener, self.router, shutdown, self.shutdown_grace).await.context("serving HTTP")?;
+        serve(self.listener, self.router, shutdown, self.shutdown_grace, self.limits).await.context("serving HTTP")?;
         tracing::info!("api stopped");
         Ok(())
     }

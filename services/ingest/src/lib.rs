@@ -8,3 +8,4 @@ pub mod relay;
 pub mod routes;
 pub mod staging;
 pub mod startup;
+pub mod state;

@@ -10,7 +10,7 @@ use easel_core::storage::{StorageError, image_key, sha256_hex};
 use easel_imaging::{DecodeError, DecodeLimits, format_name, mime_type, sniff};
 use uuid::Uuid;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// One painting as a client sent it.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ pub fn image_error(error: DecodeError) -> ApiError {
 fn storage_error(error: StorageError) -> ApiError {
     match error {
         StorageError::Unavailable { .. } => ApiError::unavailable(error),
-        StorageError::NotFound { .. } => ApiError::internal(error),
+        StorageError::NotFound { .. } | StorageError::TooLarge { .. } => ApiError::internal(error),
     }
 }
 

@@ -3,32 +3,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use easel_core::configuration::IngestSettings;
+use axum::{Router, middleware};
+use easel_core::auth::{Authenticator, authenticate};
+use easel_core::server::ServerLimits;
 use easel_core::http::{Readiness, instrument, ops_router, serve};
 use easel_core::queue::Publisher;
 use easel_core::storage::ImageStore;
 use easel_core::{Service, Settings, db, metrics};
-use easel_imaging::DecodeLimits;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::relay::OutboxRelay;
 use crate::routes;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub store: ImageStore,
-    pub limits: Arc<IngestSettings>,
-    pub decode_limits: Arc<DecodeLimits>,
-    /// Woken after every commit that wrote jobs, so the relay publishes them at once.
-    pub jobs_written: Arc<Notify>,
-}
+use crate::state::AppState;
 
 /// The ingest service, bound and ready to run.
 pub struct Application {
@@ -38,6 +26,7 @@ pub struct Application {
     relay: OutboxRelay,
     publisher: Arc<Publisher>,
     shutdown_grace: Duration,
+    limits: ServerLimits,
 }
 
 impl Application {
@@ -68,24 +57,8 @@ impl Application {
         // Not the broker: while it is away, uploads still commit and their jobs wait in the
         // outbox (`easel_outbox_depth` shows them), so ingest stays in service.
         let readiness = Readiness::new().with_database(&pool).with_s3(&store);
-
-        // A single upload is an image plus two short text fields; a bulk request may be large.
-        let single_limit = settings.ingest.max_image_bytes
-            + settings.ingest.max_description_bytes
-            + settings.ingest.max_external_id_bytes
-            + 64 * 1024;
-        let api = Router::new()
-            .route("/v1/competitions", post(routes::competitions::create))
-            .route(
-                "/v1/competitions/{slug}/submissions",
-                post(routes::submissions::submit).layer(DefaultBodyLimit::max(single_limit)),
-            )
-            .route(
-                "/v1/competitions/{slug}/bulk",
-                post(routes::bulk::submit_bulk).layer(DefaultBodyLimit::max(settings.ingest.max_bulk_bytes)),
-            )
-            .route("/openapi.json", get(crate::openapi::serve))
-            .with_state(state);
+        let authenticator = Authenticator::new(pool.clone(), settings.application.rate_limit);
+        let api = routes::router(state).layer(middleware::from_fn_with_state(authenticator, authenticate));
         let router = instrument(api.merge(ops_router(readiness, metrics::install())));
 
         let relay = OutboxRelay::new(
@@ -106,6 +79,7 @@ impl Application {
             relay,
             publisher,
             shutdown_grace: Duration::from_secs(settings.application.shutdown_grace_seconds),
+            limits: settings.application.limits,
         })
     }
 
@@ -118,7 +92,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_relay, relay_stopped) = watch::channel(false);
         let relay = tokio::spawn(self.relay.run(relay_stopped));
-        let served = serve(self.listener, self.router, shutdown, self.shutdown_grace).await;
+        let served = serve(self.listener, self.router, shutdown, self.shutdown_grace, self.limits).await;
         let _ = stop_relay.send(true);
         if let Err(e) = relay.await {
             tracing::error!(error = %e, "the outbox relay panicked");

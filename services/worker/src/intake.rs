@@ -13,7 +13,7 @@ use easel_core::domain::JobMessage;
 use easel_core::metrics::{QUEUE_DEPTH, QUEUE_WAIT_SECONDS, Stage, job_outcome};
 use easel_core::queue::{JobConsumer, JobDelivery};
 use easel_core::retry::Backoff;
-use easel_core::storage::{ImageStore, StorageError};
+use easel_core::storage::{sha256_hex, sha256_of_key, ImageStore, StorageError};
 use easel_imaging::DecodeLimits;
 use easel_model::{ImageProcessor, ModelError};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -177,13 +177,24 @@ async fn prepare(
     job: JobMessage,
 ) -> Result<Prepared, JobFault> {
     let started = Instant::now();
+    let max_bytes = limits.max_bytes;
     let bytes = retry
-        .retry("fetching an image", || Stage::Fetch.time(1, store.get(&job.image_key)), StorageError::is_transient)
+        .retry("fetching an image", || Stage::Fetch.time(1, store.get_limited(&job.image_key, max_bytes)), StorageError::is_transient)
         .await
         .map_err(|e| match e {
             StorageError::NotFound { .. } => JobFault::Permanent { code: "image.missing".into(), reason: e.to_string() },
+            StorageError::TooLarge { .. } => JobFault::Permanent { code: "image.too_many_bytes".into(), reason: e.to_string() },
             StorageError::Unavailable { .. } => JobFault::Transient(e.to_string()),
         })?;
+    // The key names the sha256 of what ingest validated: anything else in the object (replaced
+    // or damaged in the bucket) is not what was entered.
+    let sha256 = sha256_hex(&bytes);
+    if sha256_of_key(&job.image_key) != Some(sha256.as_str()) {
+        return Err(JobFault::Permanent {
+            code: "image.checksum".into(),
+            reason: format!("the object {} holds bytes with sha256 {sha256}", job.image_key),
+        });
+    }
     let fetch_ms = started.elapsed().as_secs_f64() * 1e3;
 
     let _slot = decode_slots.acquire_owned().await.map_err(|e| JobFault::Transient(e.to_string()))?;

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod assess;
+pub mod drain;
 pub mod intake;
 pub mod job;
 pub mod model;

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use easel_core::http::{Readiness, instrument, ops_router, serve};
+use easel_core::http::{Readiness, instrument, ops_router_with_liveness, serve};
 use easel_core::storage::ImageStore;
 use easel_core::{Settings, db, metrics};
 use easel_model::Assessor;
@@ -12,12 +12,9 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
 
 use crate::assess::Assess;
+use crate::drain::Drain;
 use crate::intake::Intake;
 use crate::record::Record;
 
@@ -32,12 +29,13 @@ pub struct Worker {
     stop_health: watch::Sender<bool>,
     /// Turns true on `/drain` or at shutdown: stop consuming.
     stop: watch::Sender<bool>,
+    drain: Drain,
     port: u16,
 }
 
 impl Worker {
-    /// Starts the health server (`/healthz`, `/readyz`, `/metrics` on `application.port`), then
-    /// loads the model; `/readyz` says `model: loading` meanwhile.
+    /// Starts the health server (`/healthz`, `/readyz`, `/metrics`, `POST /drain` on
+    /// `application.port`), then loads the model; `/readyz` says `model: loading` meanwhile.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let pool = db::pool(&settings.database)?;
@@ -54,13 +52,16 @@ impl Worker {
         let port = listener.local_addr()?.port();
         let (stop_health, mut health_stopped) = watch::channel(false);
         let (stop, _) = watch::channel(false);
-        let drain = Router::new().route("/drain", get(drain).post(drain)).with_state(stop.clone());
-        let router = instrument(ops_router(readiness.with("consuming", draining_check(stop.subscribe())), metrics::install()).merge(drain));
+        let drain = Drain::new(stop.clone(), &settings.worker);
+        let readiness = readiness.with("consuming", draining_check(stop.subscribe()));
+        let liveness = Readiness::new().with("drain", drain.liveness());
+        let router = instrument(ops_router_with_liveness(readiness, liveness, metrics::install()).merge(drain.router()));
+        let limits = settings.application.limits;
         let health = tokio::spawn(async move {
             let stopped = async move {
                 let _ = health_stopped.wait_for(|s| *s).await;
             };
-            if let Err(e) = serve(listener, router, stopped, Duration::from_secs(1)).await {
+            if let Err(e) = serve(listener, router, stopped, Duration::from_secs(1), limits).await {
                 tracing::error!(error = %e, "the health server failed");
             }
         });
@@ -72,7 +73,7 @@ impl Worker {
             .context("the model loading task failed")??;
         model_loaded.store(true, Ordering::Relaxed);
         tracing::info!(model_version = assessor.model_version(), device = ?settings.worker.device, "model loaded");
-        Ok(Self { settings, pool, store, assessor: Arc::new(assessor), connected, health, stop_health, stop, port })
+        Ok(Self { settings, pool, store, assessor: Arc::new(assessor), connected, health, stop_health, stop, drain, port })
     }
 
     /// The health server's port.
@@ -84,8 +85,9 @@ impl Worker {
     /// (for up to `worker.max_batch_seconds`; what is left then goes back to the queue when the
     /// connection closes) and returns.
     ///
-    /// `GET /drain` (the Kubernetes `preStop` hook) stops consuming early: the batches in hand
-    /// are finished, `/readyz` turns 503, and the worker idles until `shutdown`.
+    /// `POST /drain` (the Kubernetes `preStop` hook, with `worker.drain_token`) stops consuming
+    /// early: the batches in hand are finished, `/readyz` turns 503, and the worker idles until
+    /// `shutdown`; after `worker.drain_deadline_seconds` of that, `/healthz` turns 503 too.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let worker = &self.settings.worker;
         let (batch_tx, batch_rx) = mpsc::channel(1);
@@ -131,7 +133,8 @@ impl Worker {
             ),
         }
         if !shut_down {
-            tracing::info!("drained; waiting for the shutdown signal");
+            tracing::info!(deadline_seconds = worker.drain_deadline_seconds, "drained; waiting for the shutdown signal");
+            self.drain.idle();
             shutdown.await;
         }
         tracing::info!("worker stopped");
@@ -140,15 +143,6 @@ impl Worker {
         self.pool.close().await;
         Ok(())
     }
-}
-
-/// `GET|POST /drain`: stop consuming (idempotent). The process keeps serving its health
-/// endpoints and exits on SIGTERM.
-async fn drain(State(stop): State<watch::Sender<bool>>) -> (StatusCode, axum::Json<serde_json::Value>) {
-    if !stop.send_replace(true) {
-        tracing::info!("drain requested");
-    }
-    (StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "status": "draining" })))
 }
 
 /// A readiness check that fails once the worker stops consuming (drain or shutdown).

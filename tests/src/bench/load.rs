@@ -20,10 +20,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client with a connection pool of its own.
-    pub fn new(ingest_url: &str) -> Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
-        Ok(Self { http, ingest_url: ingest_url.to_string() })
+    /// A client with a connection pool of its own, sending `token` as its API key.
+    pub fn new(ingest_url: &str, token: &str) -> Result<Self> {
+        Ok(Self { http: crate::client_with_key(Some(token))?, ingest_url: ingest_url.to_string() })
     }
 }
 

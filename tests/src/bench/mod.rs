@@ -112,7 +112,7 @@ pub async fn run(options: &Options) -> Result<Report> {
         eprintln!("warm-up: {} jobs", options.warmup);
         create_competition(&app, "bench-warmup").await?;
         let jobs = load::jobs(paintings, options.warmup, "warmup");
-        let client = load::Client::new(&app.ingest_url)?;
+        let client = load::Client::new(&app.ingest_url, &app.admin_token)?;
         load::single(&client, "bench-warmup", &jobs, options.concurrency, &AtomicUsize::new(0)).await?;
         wait_until_settled(&app, "bench-warmup", options.warmup, Duration::from_secs(options.timeout_s), None).await?;
     }
@@ -143,7 +143,7 @@ pub async fn run(options: &Options) -> Result<Report> {
     // What Postgres, RabbitMQ and SeaweedFS use with no jobs (timers, checkpoints, heartbeats)
     // is not charged to the jobs.
     let idle = system::dependencies_idle(Duration::from_secs(2)).await;
-    let client = load::Client::new(&app.ingest_url)?;
+    let client = load::Client::new(&app.ingest_url, &app.admin_token)?;
     let plan = load::Plan { bulk_entries: options.bulk.then_some(options.bulk_entries), concurrency: options.concurrency };
     let start = Mark::now();
     if !options.phased {

@@ -40,7 +40,7 @@ async fn permanent_failures_are_recorded_and_dead_lettered_once() {
     let (status, body) = app.api_json(&format!("/v1/submissions/{broken}")).await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "failed", "{body}");
-    assert_eq!(body["failure"]["code"], "image.truncated", "{body}");
+    assert_eq!(body["failure"]["code"], "image.checksum", "the object no longer holds the validated bytes: {body}");
     assert!(body["result"].is_null());
     assert_eq!(app.count("SELECT count(*) FROM submissions WHERE status = 'done'").await, 3);
     let (_, progress) = app.api_json("/v1/competitions/faults/progress").await;

@@ -5,7 +5,8 @@ use easel_tests::bench::prometheus::Snapshot;
 use easel_tests::{SubmitForm, TestApp, paintings};
 
 
-/// The same `external_id` twice, singly or in bulk, is one submission, one object and one job.
+/// The same `external_id` twice with the same image, singly or in bulk, is one submission, one
+/// object and one job; with another image it is a conflict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_external_id_returns_the_existing_submission() {
     let app = TestApp::spawn().await;
@@ -17,9 +18,15 @@ async fn a_repeated_external_id_returns_the_existing_submission() {
     let first: serde_json::Value = first.json().await.unwrap();
     assert_eq!((first["status"].as_str(), first["duplicate"].as_bool()), (Some("queued"), Some(false)));
 
-    // Another image under the same id: still the first submission, nothing new stored.
+    // Another image under the same id: refused as a conflict, nothing new stored.
     let other = &paintings()[4];
-    let again = app.submit("repeat", SubmitForm::painting(other).external_id("entry-7")).await;
+    let conflict = app.submit("repeat", SubmitForm::painting(other).external_id("entry-7")).await;
+    assert_eq!(conflict.status(), 409);
+    let conflict: serde_json::Value = conflict.json().await.unwrap();
+    assert_eq!(conflict["error"]["code"], "submission.conflict", "{conflict}");
+
+    // The same image again: the existing submission.
+    let again = app.submit("repeat", SubmitForm::painting(painting).external_id("entry-7")).await;
     assert_eq!(again.status(), 200);
     let again: serde_json::Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);

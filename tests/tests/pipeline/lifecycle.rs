@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use easel_tests::{Dependency, TestApp, paintings};
+use secrecy::ExposeSecret;
 
 use crate::crash::run_under_way;
 
@@ -66,8 +67,8 @@ async fn sigterm_finishes_the_batch_in_hand_and_exits() {
     app.assert_exactly_once().await;
 }
 
-/// `GET /drain` (the Kubernetes preStop hook): no new jobs, `/readyz` 503, the process stays up
-/// until SIGTERM and then exits 0.
+/// `POST /drain` with the drain token (the Kubernetes preStop hook): no new jobs, `/readyz` 503,
+/// the process stays up until SIGTERM and then exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_stops_consuming_until_sigterm() {
     let mut app = TestApp::spawn().await;
@@ -79,8 +80,9 @@ async fn drain_stops_consuming_until_sigterm() {
     app.wait_until_settled(4, Duration::from_secs(60)).await;
 
     let (drain, readyz, healthz) = (app.worker(0).url("/drain"), app.worker(0).url("/readyz"), app.worker(0).url("/healthz"));
-    let drained = app.http.get(&drain).send().await.unwrap();
-    assert_eq!(drained.status(), 202);
+    let (status, body) = send(app.http.post(&drain).bearer_auth(drain_token(&app))).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "draining");
     eventually(
         || {
             let http = app.http.clone();
@@ -103,6 +105,83 @@ async fn drain_stops_consuming_until_sigterm() {
     app.start_worker().await;
     app.wait_until_settled(8, Duration::from_secs(60)).await;
     app.assert_exactly_once().await;
+}
+
+/// `/drain` takes only `POST` with `Authorization: Bearer <worker.drain_token>`: a `GET` is a
+/// JSON 405, a missing or wrong token a JSON 401, and the worker goes on consuming. A worker
+/// without a drain token refuses every drain (403, fail closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_needs_post_and_the_token() {
+    let mut app = TestApp::spawn().await;
+    assert_eq!(app.create_competition("locked", None).await.status(), 201);
+    app.start_worker().await;
+    let (drain, readyz) = (app.worker(0).url("/drain"), app.worker(0).url("/readyz"));
+    let token = drain_token(&app);
+
+    let (status, body) = send(app.http.get(&drain).bearer_auth(&token)).await;
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    for (what, request) in [
+        ("no token", app.http.post(&drain)),
+        ("a wrong token", app.http.post(&drain).bearer_auth(format!("{token}x"))),
+        ("a prefix of the token", app.http.post(&drain).bearer_auth(&token[..token.len() - 1])),
+        ("the token as Basic credentials", app.http.post(&drain).basic_auth("drain", Some(&token))),
+    ] {
+        let (status, body) = send(request).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert_eq!(body["error"]["code"], "unauthorized", "{what}: {body}");
+    }
+
+    assert_eq!(send(app.http.get(&readyz)).await.0, 200, "a refused drain must not stop the worker");
+    for (i, p) in paintings()[..2].iter().enumerate() {
+        app.submit_painting("locked", p, &format!("e-{i}")).await;
+    }
+    app.wait_until_settled(2, Duration::from_secs(60)).await;
+
+    // A worker started without a drain token refuses even the right one.
+    app.settings.worker.drain_token = None;
+    app.start_worker().await;
+    let (drain, readyz) = (app.worker(1).url("/drain"), app.worker(1).url("/readyz"));
+    let (status, body) = send(app.http.post(&drain).bearer_auth(&token)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "drain.disabled", "{body}");
+    assert_eq!(send(app.http.get(&readyz)).await.0, 200);
+    app.assert_exactly_once().await;
+}
+
+/// A drained worker that never gets SIGTERM fails `/healthz` once `worker.drain_deadline_seconds`
+/// have passed, so that Kubernetes restarts it; SIGTERM still stops it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_worker_without_sigterm_fails_liveness_after_the_deadline() {
+    const DEADLINE: Duration = Duration::from_secs(2);
+    let mut app = TestApp::options().configure(|s| s.worker.drain_deadline_seconds = DEADLINE.as_secs()).spawn().await;
+    app.start_worker().await;
+    let (drain, healthz) = (app.worker(0).url("/drain"), app.worker(0).url("/healthz"));
+    assert_eq!(send(app.http.get(&healthz)).await.0, 200);
+
+    let drained_at = std::time::Instant::now();
+    assert_eq!(send(app.http.post(&drain).bearer_auth(drain_token(&app))).await.0, 202);
+    eventually(|| send(app.http.get(&healthz)), 503).await;
+    assert!(drained_at.elapsed() >= DEADLINE, "unhealthy {:?} after the drain, before the deadline", drained_at.elapsed());
+    let (_, body) = send(app.http.get(&healthz)).await;
+    assert_eq!(body["status"], "unhealthy", "{body}");
+    assert!(body["checks"]["drain"].as_str().is_some_and(|c| c.contains("no SIGTERM")), "{body}");
+
+    app.worker(0).terminate();
+    let status = app.worker(0).wait_exit(Duration::from_secs(30)).await.expect("exits on SIGTERM");
+    assert!(status.success(), "exit status {status}:\n{}", app.worker(0).log_tail(20));
+}
+
+/// The drain token the test workers get (config/local.yaml's, through `worker_env`).
+fn drain_token(app: &TestApp) -> String {
+    app.settings.worker.drain_token().expect("config/local.yaml sets worker.drain_token").expose_secret().to_string()
+}
+
+/// Sends `request`; its status and JSON body (`null` when it has none).
+async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// Polls until the status is `expected` (10 s at most).

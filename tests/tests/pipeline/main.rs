@@ -3,10 +3,12 @@
 //! database, queue and bucket (`easel_tests::TestApp`); workers are real `easel-worker`
 //! processes.
 
+mod access;
 mod bad_input;
 mod crash;
 mod end_to_end;
 mod failures;
+mod hostile_text;
 mod idempotency;
 mod lifecycle;
 mod smoke;

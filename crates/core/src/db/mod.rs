@@ -3,6 +3,7 @@
 //! on after it restarts.
 
 pub mod competitions;
+pub mod keys;
 pub mod outbox;
 pub mod results;
 pub mod submissions;

@@ -1,7 +1,6 @@
 //! `results`: the model's assessments, one per submission and model version.
 
 use chrono::{DateTime, Utc};
-use futures::Stream;
 use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -164,19 +163,31 @@ pub struct ExportRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Streams a competition's export rows in submission order, without loading them all.
-pub fn export(
+/// Where an export page ends: the last row's creation time and id.
+pub type ExportCursor = (DateTime<Utc>, Uuid);
+
+/// A page of a competition's export rows in submission order, after `after` (keyset paging on
+/// `submissions_competition_created`). Each page is one short query, so a slow client never
+/// holds a pool connection between pages.
+pub async fn export_page(
     pool: &PgPool,
     competition_id: Uuid,
-    model_version: Option<String>,
-) -> impl Stream<Item = Result<ExportRow, sqlx::Error>> + '_ {
+    model_version: Option<&str>,
+    after: Option<ExportCursor>,
+    limit: i64,
+) -> Result<Vec<ExportRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT s.id AS submission_id, s.external_id, s.status, s.failure_code, r.model_version, r.score, r.overall, \
                 r.originality, r.color, r.texture, r.composition, r.content, r.critique, s.created_at \
          FROM submissions s LEFT JOIN results r ON r.submission_id = s.id AND r.model_version = $2 \
-         WHERE s.competition_id = $1 ORDER BY s.created_at, s.id",
+         WHERE s.competition_id = $1 AND ($3::timestamptz IS NULL OR (s.created_at, s.id) > ($3, $4)) \
+         ORDER BY s.created_at, s.id LIMIT $5",
     )
     .bind(competition_id)
     .bind(model_version)
-    .fetch(pool)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }

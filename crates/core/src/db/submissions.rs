@@ -28,12 +28,16 @@ pub struct Inserted {
     pub status: SubmissionStatus,
     /// False when the external id was already taken: `id` is the existing submission.
     pub created: bool,
+    /// The external id was taken by a submission of another image: the entry is refused
+    /// (`submission.conflict`), not a duplicate.
+    pub conflict: bool,
 }
 
 #[derive(sqlx::FromRow)]
 struct IdAndStatus {
     id: Uuid,
     status: String,
+    image_sha256: String,
 }
 
 impl IdAndStatus {
@@ -46,19 +50,23 @@ fn parse_status(status: &str) -> Result<SubmissionStatus, sqlx::Error> {
     SubmissionStatus::parse(status).ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status:?}").into()))
 }
 
-/// The submission a competition already has under `external_id`.
+/// The submission a competition already has under `external_id`; a `conflict` if it is of
+/// another image than `image_sha256`.
 pub async fn find_by_external_id(
     db: impl PgExecutor<'_>,
     competition_id: Uuid,
     external_id: &ExternalId,
+    image_sha256: &str,
 ) -> Result<Option<Inserted>, sqlx::Error> {
-    let row: Option<IdAndStatus> =
-        sqlx::query_as("SELECT id, status FROM submissions WHERE competition_id = $1 AND external_id = $2")
-            .bind(competition_id)
-            .bind(external_id.as_str())
-            .fetch_optional(db)
-            .await?;
-    row.map(|r| Ok(Inserted { id: r.id, status: r.status()?, created: false })).transpose()
+    let row: Option<IdAndStatus> = sqlx::query_as(
+        "SELECT id, status, image_sha256 FROM submissions WHERE competition_id = $1 AND external_id = $2",
+    )
+    .bind(competition_id)
+    .bind(external_id.as_str())
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| Ok(Inserted { id: r.id, status: r.status()?, created: false, conflict: r.image_sha256 != image_sha256 }))
+        .transpose()
 }
 
 /// Inserts the submissions and their jobs in one transaction, so that a crash leaves either
@@ -101,12 +109,12 @@ pub async fn insert_with_jobs(pool: &PgPool, entries: &[NewSubmission]) -> Resul
             let job = JobMessage { submission_id: *id, image_key: entry.image_key.clone() };
             job_ids.push(*id);
             job_payloads.push(Json(job));
-            outcome.push(Inserted { id: *id, status: SubmissionStatus::Queued, created: true });
+            outcome.push(Inserted { id: *id, status: SubmissionStatus::Queued, created: true, conflict: false });
         } else {
             let external_id = entry.external_id.as_ref().ok_or_else(|| {
                 sqlx::Error::Protocol("a submission without an external id was not inserted".into())
             })?;
-            let existing = find_by_external_id(&mut *tx, entry.competition_id, external_id)
+            let existing = find_by_external_id(&mut *tx, entry.competition_id, external_id, &entry.image_sha256)
                 .await?
                 .ok_or(sqlx::Error::RowNotFound)?;
             outcome.push(existing);

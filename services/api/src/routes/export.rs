@@ -1,22 +1,26 @@
-//! Streamed exports: rows go from a Postgres cursor to the client in chunks, never all in
-//! memory.
+//! Streamed exports: rows go from Postgres, a page at a time, to the client in chunks, never
+//! all in memory, and no pool connection waits on a slow client.
+
+use std::borrow::Cow;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use easel_core::auth::{self, Access, Caller};
 use easel_core::db::results::{self, ExportRow};
+use easel_core::export::csv_safe;
 use easel_core::http::{ApiError, ApiPath, ApiQuery, ErrorBody};
-use futures::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{find_competition, model_version};
-use crate::startup::AppState;
+use super::model_version;
+use crate::state::AppState;
 
 /// Bytes gathered before a chunk is sent.
 const CHUNK: usize = 32 * 1024;
@@ -35,22 +39,27 @@ enum Format {
 }
 
 /// Every submission of a competition with its result, as CSV (header row first; empty cells
-/// where there is no result).
+/// where there is no result). A text cell that a spreadsheet could read as a formula (starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return) starts with `'`; scores are plain numbers.
 #[utoipa::path(
     get,
     path = "/v1/competitions/{slug}/export.csv",
     params(("slug" = String, Path, description = "The competition"), ExportParams),
     responses(
         (status = 200, content_type = "text/csv", description = "submission_id, external_id, status, failure_code, model_version, score, overall, originality, color, texture, composition, content, critique, created_at"),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The key may not read this competition", body = ErrorBody),
         (status = 404, body = ErrorBody),
-    )
+    ),
+    security(("bearer" = []))
 )]
 pub async fn export_csv(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(slug): ApiPath<String>,
-    ApiQuery(params): ApiQuery<ExportParams>,
+    params: Result<ApiQuery<ExportParams>, ApiError>,
 ) -> Result<Response, ApiError> {
-    export(state, slug, params, Format::Csv).await
+    export(state, caller, slug, params, Format::Csv).await
 }
 
 /// Every submission of a competition with its result, one JSON object per line.
@@ -60,19 +69,31 @@ pub async fn export_csv(
     params(("slug" = String, Path, description = "The competition"), ExportParams),
     responses(
         (status = 200, content_type = "application/x-ndjson", description = "One object per submission, with the CSV's columns as fields"),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The key may not read this competition", body = ErrorBody),
         (status = 404, body = ErrorBody),
-    )
+    ),
+    security(("bearer" = []))
 )]
 pub async fn export_jsonl(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(slug): ApiPath<String>,
-    ApiQuery(params): ApiQuery<ExportParams>,
+    params: Result<ApiQuery<ExportParams>, ApiError>,
 ) -> Result<Response, ApiError> {
-    export(state, slug, params, Format::JsonLines).await
+    export(state, caller, slug, params, Format::JsonLines).await
 }
 
-async fn export(state: AppState, slug: String, params: ExportParams, format: Format) -> Result<Response, ApiError> {
-    let competition = find_competition(&state.pool, &slug).await?;
+/// Exports read every column, descriptions and critiques included: never public.
+async fn export(
+    state: AppState,
+    caller: Caller,
+    slug: String,
+    params: Result<ApiQuery<ExportParams>, ApiError>,
+    format: Format,
+) -> Result<Response, ApiError> {
+    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Read, false).await?;
+    let ApiQuery(params) = params?;
     let version = model_version(&state.pool, &competition, params.model_version).await?;
     let (content_type, extension) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
@@ -87,21 +108,39 @@ async fn export(state: AppState, slug: String, params: ExportParams, format: For
 
 type Chunk = Result<Bytes, std::io::Error>;
 
-/// Encodes rows into chunks until the rows end or the client goes away (the send fails). A
+/// Rows read from Postgres per query.
+const PAGE_ROWS: i64 = 500;
+
+/// Encodes rows into chunks until the rows end or the client goes away (the send fails). Rows
+/// are read a page at a time, and no connection is held while a chunk waits for the client. A
 /// database error mid-way ends the body with an error, so the client sees a broken download
 /// rather than a short one.
 async fn produce(pool: PgPool, competition_id: Uuid, version: Option<String>, format: Format, tx: mpsc::Sender<Chunk>) {
     let mut encoder = Encoder::new(format);
-    let mut rows = results::export(&pool, competition_id, version);
-    while let Some(row) = rows.next().await {
-        let encoded = row.map_err(std::io::Error::other).and_then(|row| encoder.push(&row));
-        if let Err(e) = encoded {
-            tracing::error!(error = %e, "export failed");
-            let _ = tx.send(Err(e)).await;
-            return;
+    let mut after = None;
+    loop {
+        let page = match results::export_page(&pool, competition_id, version.as_deref(), after, PAGE_ROWS).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "export failed");
+                let _ = tx.send(Err(std::io::Error::other(e))).await;
+                return;
+            }
+        };
+        let last_page = (page.len() as i64) < PAGE_ROWS;
+        after = page.last().map(|row| (row.created_at, row.submission_id));
+        for row in &page {
+            if let Err(e) = encoder.push(row) {
+                tracing::error!(error = %e, "export failed");
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            if encoder.pending() >= CHUNK && tx.send(Ok(encoder.take())).await.is_err() {
+                return;
+            }
         }
-        if encoder.pending() >= CHUNK && tx.send(Ok(encoder.take())).await.is_err() {
-            return;
+        if last_page {
+            break;
         }
     }
     match encoder.finish() {
@@ -135,7 +174,7 @@ impl Encoder {
         match self.format {
             Format::Csv => {
                 let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(&mut self.buffer);
-                writer.serialize(row).map_err(std::io::Error::other)?;
+                writer.serialize(CsvRow::from(row)).map_err(std::io::Error::other)?;
                 writer.flush()
             }
             Format::JsonLines => {
@@ -159,6 +198,65 @@ impl Encoder {
     }
 }
 
+/// An export row as CSV cells: every text cell through [`csv_safe`], so that opening the file
+/// in a spreadsheet cannot run a cell as a formula; numbers stay numbers.
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    submission_id: Uuid,
+    external_id: Option<Cow<'a, str>>,
+    status: Cow<'a, str>,
+    failure_code: Option<Cow<'a, str>>,
+    model_version: Option<Cow<'a, str>>,
+    score: Option<f32>,
+    overall: Option<f32>,
+    originality: Option<f32>,
+    color: Option<f32>,
+    texture: Option<f32>,
+    composition: Option<f32>,
+    content: Option<f32>,
+    critique: Option<Cow<'a, str>>,
+    created_at: DateTime<Utc>,
+}
+
+impl<'a> From<&'a ExportRow> for CsvRow<'a> {
+    fn from(row: &'a ExportRow) -> Self {
+        // Taken apart whole, so that a column added to the export cannot miss the escaping.
+        let ExportRow {
+            submission_id,
+            external_id,
+            status,
+            failure_code,
+            model_version,
+            score,
+            overall,
+            originality,
+            color,
+            texture,
+            composition,
+            content,
+            critique,
+            created_at,
+        } = row;
+        let text = |cell: &'a Option<String>| cell.as_deref().map(csv_safe);
+        Self {
+            submission_id: *submission_id,
+            external_id: text(external_id),
+            status: csv_safe(status),
+            failure_code: text(failure_code),
+            model_version: text(model_version),
+            score: *score,
+            overall: *overall,
+            originality: *originality,
+            color: *color,
+            texture: *texture,
+            composition: *composition,
+            content: *content,
+            critique: text(critique),
+            created_at: *created_at,
+        }
+    }
+}
+
 /// The CSV header row, in `ExportRow`'s field order.
 fn csv_header() -> Vec<u8> {
     let columns = [
@@ -168,4 +266,43 @@ fn csv_header() -> Vec<u8> {
     let mut header = columns.join(",").into_bytes();
     header.push(b'\n');
     header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_text_cells_cannot_be_formulas() {
+        let row = ExportRow {
+            submission_id: Uuid::nil(),
+            external_id: Some("=HYPERLINK(\"http://evil.example\",\"open\")".into()),
+            status: "done".into(),
+            failure_code: None,
+            model_version: Some("easel-v1".into()),
+            score: Some(-0.0),
+            overall: Some(71.5),
+            originality: Some(60.0),
+            color: Some(70.0),
+            texture: Some(80.0),
+            composition: Some(90.0),
+            content: Some(100.0),
+            critique: Some("@SUM(1+1)\n-a second line".into()),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let mut encoder = Encoder::new(Format::Csv);
+        encoder.push(&row).unwrap();
+        let bytes = encoder.take();
+        let mut reader = csv::Reader::from_reader(bytes.as_ref());
+        let header = reader.headers().unwrap().clone();
+        let record = reader.records().next().unwrap().unwrap();
+        let cell = |name: &str| &record[header.iter().position(|h| h == name).unwrap()];
+        assert_eq!(cell("external_id"), "'=HYPERLINK(\"http://evil.example\",\"open\")");
+        assert_eq!(cell("critique"), "'@SUM(1+1)\n-a second line");
+        assert_eq!(cell("model_version"), "easel-v1");
+        // Numbers are written as numbers, a negative one included.
+        assert_eq!(cell("score"), "-0.0");
+        assert_eq!(cell("overall"), "71.5");
+        assert_eq!(record.len(), header.len());
+    }
 }

@@ -1,13 +1,14 @@
 use axum::Json;
 use axum::extract::State;
+use easel_core::auth::{self, Access, Caller, Visibility};
 use easel_core::db::results::{self, LeaderboardCursor, LeaderboardQuery};
 use easel_core::http::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{ScoresView, find_competition, model_version};
-use crate::startup::AppState;
+use super::{ScoresView, model_version};
+use crate::state::AppState;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
@@ -44,10 +45,14 @@ pub struct LeaderboardEntry {
     pub external_id: Option<String>,
     pub score: f32,
     pub scores: ScoresView,
-    pub critique: String,
+    /// Absent on a public leaderboard read without a key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critique: Option<String>,
 }
 
 /// A page of a competition's leaderboard, by keyset pagination (stable while results arrive).
+/// Needs `competition:<slug>:read`, or no key at all when the competition has `public_results`
+/// (then without critiques).
 #[utoipa::path(
     get,
     path = "/v1/competitions/{slug}/results",
@@ -55,20 +60,25 @@ pub struct LeaderboardEntry {
     responses(
         (status = 200, body = LeaderboardPage),
         (status = 400, description = "Bad parameter or cursor", body = ErrorBody),
+        (status = 401, description = "No valid API key (and the results are not public)", body = ErrorBody),
+        (status = 403, description = "The key may not read this competition", body = ErrorBody),
         (status = 404, body = ErrorBody),
-    )
+    ),
+    security((), ("bearer" = []))
 )]
 pub async fn results(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(slug): ApiPath<String>,
-    ApiQuery(params): ApiQuery<LeaderboardParams>,
+    params: Result<ApiQuery<LeaderboardParams>, ApiError>,
 ) -> Result<Json<LeaderboardPage>, ApiError> {
+    let (competition, visibility) = auth::competition(&state.pool, &caller, &slug, Access::Read, true).await?;
+    let ApiQuery(params) = params?;
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request("invalid.limit", format!("limit must be 1 to {MAX_LIMIT}")));
     }
     let after = params.cursor.as_deref().map(parse_cursor).transpose()?;
-    let competition = find_competition(&state.pool, &slug).await?;
     let Some(model_version) = model_version(&state.pool, &competition, params.model_version).await? else {
         return Ok(Json(LeaderboardPage { competition: competition.slug, model_version: None, items: Vec::new(), next_cursor: None }));
     };
@@ -94,7 +104,7 @@ pub async fn results(
             submission_id: r.submission_id,
             external_id: r.external_id,
             score: r.score,
-            critique: r.critique,
+            critique: (visibility == Visibility::Full).then_some(r.critique),
         })
         .collect();
     Ok(Json(LeaderboardPage { competition: competition.slug, model_version: Some(model_version), items, next_cursor }))

@@ -1,21 +1,32 @@
+//! The read API's routes: the table ([`router`]) and the handlers, one module per resource.
+
 pub mod export;
 pub mod leaderboard;
 pub mod progress;
 pub mod submissions;
 
-use easel_core::db::competitions::{Competition, find_by_slug};
+use axum::Router;
+use axum::routing::get;
+use easel_core::db::competitions::Competition;
 use easel_core::db::results;
-use easel_core::domain::CompetitionSlug;
 use easel_core::http::ApiError;
 use serde::Serialize;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-/// The competition named by the path, or a 404.
-async fn find_competition(pool: &PgPool, slug: &str) -> Result<Competition, ApiError> {
-    let unknown = || ApiError::not_found("competition.not_found", format!("there is no competition {slug:?}"));
-    let slug = CompetitionSlug::parse(slug).map_err(|_| unknown())?;
-    find_by_slug(pool, &slug).await.map_err(ApiError::database)?.ok_or_else(unknown)
+use crate::state::AppState;
+
+/// Every route of the read API (the caller is resolved by the `authenticate` middleware the
+/// startup puts in front).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/submissions/{id}", get(submissions::get_submission))
+        .route("/v1/competitions/{slug}/results", get(leaderboard::results))
+        .route("/v1/competitions/{slug}/progress", get(progress::progress))
+        .route("/v1/competitions/{slug}/export.csv", get(export::export_csv))
+        .route("/v1/competitions/{slug}/export.jsonl", get(export::export_jsonl))
+        .route("/openapi.json", get(crate::openapi::serve))
+        .with_state(state)
 }
 
 /// The model version asked for, or the one that most recently scored the competition.

@@ -1,6 +1,7 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
+use easel_core::auth::{Access, Caller};
 use easel_core::db::{results, submissions};
 use easel_core::domain::SubmissionStatus;
 use easel_core::http::{ApiError, ApiPath, ErrorBody};
@@ -9,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::ScoresView;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubmissionView {
@@ -69,7 +70,9 @@ impl From<results::ResultRecord> for ResultView {
     }
 }
 
-/// A submission: its status, and its scores and critique once it has them.
+/// A submission: its status, and its scores and critique once it has them. Needs
+/// `competition:<slug>:read` for its competition; a key that holds nothing there gets the 404
+/// of an unknown submission.
 #[utoipa::path(
     get,
     path = "/v1/submissions/{id}",
@@ -77,17 +80,25 @@ impl From<results::ResultRecord> for ResultView {
     responses(
         (status = 200, body = SubmissionView),
         (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The key may not read this competition", body = ErrorBody),
         (status = 404, body = ErrorBody),
-    )
+    ),
+    security(("bearer" = []))
 )]
 pub async fn get_submission(
     State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
+    caller: Caller,
+    id: Result<ApiPath<Uuid>, ApiError>,
 ) -> Result<Json<SubmissionView>, ApiError> {
-    let record = submissions::find(&state.pool, id)
-        .await
-        .map_err(ApiError::database)?
-        .ok_or_else(|| ApiError::not_found("submission.not_found", format!("there is no submission {id}")))?;
+    let key = caller.key()?;
+    let ApiPath(id) = id?;
+    let unknown = || ApiError::not_found("submission.not_found", format!("there is no submission {id}"));
+    let record = submissions::find(&state.pool, id).await.map_err(ApiError::database)?.ok_or_else(unknown)?;
+    if !key.scopes.knows(&record.competition_slug) {
+        return Err(unknown());
+    }
+    caller.require(&record.competition_slug, Access::Read)?;
     let result = results::latest_for_submission(&state.pool, id).await.map_err(ApiError::database)?;
     let status = record.status().map_err(ApiError::internal)?;
     let failure = match (record.failure_code, record.failure_reason) {

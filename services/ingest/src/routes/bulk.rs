@@ -11,6 +11,7 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use bytes::Bytes;
+use easel_core::auth::Caller;
 use easel_core::db::submissions::{self, NewSubmission};
 use easel_core::domain::{Description, ExternalId, SubmissionStatus};
 use easel_core::http::{ApiError, ApiPath, ErrorBody, ErrorDetail};
@@ -20,9 +21,9 @@ use tokio::task::JoinSet;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{duplicate_field, find_competition, multipart_error, multipart_rejection, read_limited};
+use super::{competition_to_submit, duplicate_field, multipart_error, multipart_rejection, read_limited};
 use crate::staging::{Upload, stage, too_many_bytes};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The multipart form of a bulk submission (for the OpenAPI document). Send either
 /// `manifest` first and then one `files` part per file (its filename as in the manifest), or
@@ -72,16 +73,20 @@ pub struct BulkItem {
     responses(
         (status = 200, description = "Each entry accepted, a duplicate, or refused with its reason", body = BulkOutcome),
         (status = 400, description = "Malformed form or manifest, or a file the manifest does not name", body = ErrorBody),
-        (status = 404, description = "Unknown competition", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The key may not submit to this competition", body = ErrorBody),
+        (status = 404, description = "Unknown competition (or one the key holds nothing in)", body = ErrorBody),
         (status = 413, description = "Over the bulk size or entry limit", body = ErrorBody),
-    )
+    ),
+    security(("bearer" = []))
 )]
 pub async fn submit_bulk(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(slug): ApiPath<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<BulkOutcome>, ApiError> {
-    let competition = find_competition(&state.pool, &slug).await?;
+    let competition = competition_to_submit(&state, &caller, &slug).await?;
     let mut multipart = multipart.map_err(multipart_rejection)?;
     let mut field = multipart
         .next_field()
@@ -397,7 +402,7 @@ impl<'a> Batch<'a> {
                 duplicate: false,
                 error: None,
             };
-            if let Some(inserted) = by_entry.remove(&i) {
+            if let Some(inserted) = by_entry.remove(&i).filter(|inserted| !inserted.conflict) {
                 item.id = Some(inserted.id);
                 item.status = Some(inserted.status);
                 item.duplicate = !inserted.created;
@@ -405,6 +410,7 @@ impl<'a> Batch<'a> {
             } else {
                 let error = match std::mem::replace(&mut self.slots[i], Slot::Missing) {
                     Slot::Staged(Err(e)) => e,
+                    Slot::Staged(Ok(_)) => super::submissions::conflict(),
                     _ => ApiError::bad_request("bulk.missing_file", format!("no file {:?} was sent", entry.file)),
                 };
                 item.error = Some(ErrorDetail { code: error.code, message: error.message });

@@ -1,20 +1,44 @@
+//! The ingest API's routes: the table ([`router`]) and the handlers, one module per resource.
+
 pub mod bulk;
 pub mod competitions;
+pub mod keys;
 pub mod submissions;
 
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
 use bytes::{Bytes, BytesMut};
-use easel_core::db::competitions::{Competition, find_by_slug};
-use easel_core::domain::CompetitionSlug;
+use easel_core::auth::{self, Access, Caller};
+use easel_core::db::competitions::Competition;
 use easel_core::http::ApiError;
-use sqlx::PgPool;
 
-/// The competition named by the path, or a 404.
-async fn find_competition(pool: &PgPool, slug: &str) -> Result<Competition, ApiError> {
-    let unknown = || ApiError::not_found("competition.not_found", format!("there is no competition {slug:?}"));
-    let slug = CompetitionSlug::parse(slug).map_err(|_| unknown())?;
-    find_by_slug(pool, &slug).await.map_err(ApiError::database)?.ok_or_else(unknown)
+use crate::state::AppState;
+
+/// Every route of the ingest API (the caller is resolved by the `authenticate` middleware the
+/// startup puts in front).
+pub fn router(state: AppState) -> Router {
+    let limits = &state.limits;
+    // A single upload is an image plus two short text fields; a bulk request may be large.
+    let single_limit = limits.max_image_bytes + limits.max_description_bytes + limits.max_external_id_bytes + 64 * 1024;
+    let bulk_limit = limits.max_bulk_bytes;
+    Router::new()
+        .route("/v1/keys", post(keys::create).get(keys::list))
+        .route("/v1/keys/{id}", delete(keys::revoke))
+        .route("/v1/competitions", post(competitions::create))
+        .route("/v1/competitions/{slug}/submissions", post(submissions::submit).layer(DefaultBodyLimit::max(single_limit)))
+        .route("/v1/competitions/{slug}/bulk", post(bulk::submit_bulk).layer(DefaultBodyLimit::max(bulk_limit)))
+        .route("/openapi.json", get(crate::openapi::serve))
+        // Key management bodies are small JSON.
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+/// The competition named by the path, if the caller may submit to it (else 401/403/404).
+async fn competition_to_submit(state: &AppState, caller: &Caller, slug: &str) -> Result<Competition, ApiError> {
+    auth::competition(&state.pool, caller, slug, Access::Submit, false).await.map(|(competition, _)| competition)
 }
 
 fn multipart_rejection(rejection: MultipartRejection) -> ApiError {

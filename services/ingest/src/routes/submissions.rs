@@ -2,6 +2,7 @@ use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
+use easel_core::auth::Caller;
 use easel_core::db::submissions::{self, Inserted};
 use easel_core::domain::{Description, ExternalId, SubmissionStatus};
 use easel_core::http::{ApiError, ApiPath, ErrorBody};
@@ -11,11 +12,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    duplicate_field, find_competition, missing_field, multipart_rejection, multipart_error, read_limited, read_text,
+    competition_to_submit, duplicate_field, missing_field, multipart_rejection, multipart_error, read_limited, read_text,
     unknown_field, utf8,
 };
 use crate::staging::{Upload, stage, too_many_bytes};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The multipart form of one submission (for the OpenAPI document).
 #[derive(ToSchema)]
@@ -26,7 +27,8 @@ pub struct SubmissionForm {
     image: Vec<u8>,
     /// The artist's text (UTF-8).
     description: Option<String>,
-    /// The competition's own id for the entry; repeating it returns the existing submission.
+    /// The competition's own id for the entry; repeating it with the same image returns the
+    /// existing submission, with another image is a 409 `submission.conflict`.
     external_id: Option<String>,
 }
 
@@ -52,20 +54,25 @@ impl From<Inserted> for SubmissionAccepted {
     request_body(content = SubmissionForm, content_type = "multipart/form-data"),
     responses(
         (status = 202, description = "Stored and queued", body = SubmissionAccepted),
-        (status = 200, description = "The external id was already submitted: the existing submission", body = SubmissionAccepted),
+        (status = 200, description = "The external id was already submitted with this image: the existing submission", body = SubmissionAccepted),
         (status = 400, description = "Malformed form or missing field", body = ErrorBody),
-        (status = 404, description = "Unknown competition", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "The key may not submit to this competition", body = ErrorBody),
+        (status = 404, description = "Unknown competition (or one the key holds nothing in)", body = ErrorBody),
+        (status = 409, description = "The external id was already submitted with another image", body = ErrorBody),
         (status = 413, description = "Image or request over the size limit", body = ErrorBody),
         (status = 415, description = "Not a JPEG, PNG or WebP, or not what its part type says", body = ErrorBody),
         (status = 422, description = "Truncated, corrupt or oversized image; invalid text field", body = ErrorBody),
-    )
+    ),
+    security(("bearer" = []))
 )]
 pub async fn submit(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(slug): ApiPath<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<SubmissionAccepted>), ApiError> {
-    let result = accept(&state, &slug, multipart).await;
+    let result = accept(&state, &caller, &slug, multipart).await;
     let outcome = match &result {
         Ok((StatusCode::ACCEPTED, _)) => "accepted",
         Ok(_) => "duplicate",
@@ -77,10 +84,11 @@ pub async fn submit(
 
 async fn accept(
     state: &AppState,
+    caller: &Caller,
     slug: &str,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<SubmissionAccepted>), ApiError> {
-    let competition = find_competition(&state.pool, slug).await?;
+    let competition = competition_to_submit(state, caller, slug).await?;
     let mut multipart = multipart.map_err(multipart_rejection)?;
     let limits = &state.limits;
     let (mut image, mut declared_type, mut description, mut external_id) = (None, None, None, None);
@@ -107,12 +115,14 @@ async fn accept(
     }
     let image = image.ok_or_else(|| missing_field("image"))?;
 
-    if let Some(external_id) = &external_id
-        && let Some(existing) = submissions::find_by_external_id(&state.pool, competition.id, external_id)
+    if let Some(external_id) = &external_id {
+        let sha256 = easel_core::storage::sha256_hex(&image);
+        if let Some(existing) = submissions::find_by_external_id(&state.pool, competition.id, external_id, &sha256)
             .await
             .map_err(ApiError::database)?
-    {
-        return Ok((StatusCode::OK, Json(existing.into())));
+        {
+            return answer(existing);
+        }
     }
     let upload = Upload { bytes: image, declared_type, external_id, description };
     let staged = stage(state, competition.id, upload).await?;
@@ -122,6 +132,23 @@ async fn accept(
         .map_err(ApiError::database)?;
     state.jobs_written.notify_one();
     let inserted = inserted.into_iter().next().ok_or_else(|| ApiError::internal("the insert returned no row"))?;
+    answer(inserted)
+}
+
+/// 202 for a new submission, 200 for the same image under a taken external id, 409 for another.
+fn answer(inserted: Inserted) -> Result<(StatusCode, Json<SubmissionAccepted>), ApiError> {
+    if inserted.conflict {
+        return Err(conflict());
+    }
     let status = if inserted.created { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok((status, Json(inserted.into())))
+}
+
+/// The external id is taken by a submission of another image.
+pub fn conflict() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "submission.conflict",
+        "this external id was already submitted with a different image; use another external id",
+    )
 }

@@ -1,0 +1,8 @@
+//! What the api handlers share.
+
+use sqlx::PgPool;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+}

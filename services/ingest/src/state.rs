@@ -1,0 +1,19 @@
+//! What the ingest handlers share.
+
+use std::sync::Arc;
+
+use easel_core::configuration::IngestSettings;
+use easel_core::storage::ImageStore;
+use easel_imaging::DecodeLimits;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub store: ImageStore,
+    pub limits: Arc<IngestSettings>,
+    pub decode_limits: Arc<DecodeLimits>,
+    /// Woken after every commit that wrote jobs, so the relay publishes them at once.
+    pub jobs_written: Arc<Notify>,
+}
