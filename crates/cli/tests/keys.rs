@@ -49,6 +49,7 @@ fn keys(database_url: &str) -> Command {
 #[test]
 fn keys_create_prints_a_token_once_and_stores_its_hash() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _context = runtime.enter();
     let url = runtime.block_on(fresh_database());
 
     let out = run(keys(&url).args(["create", "--name", "organiser", "--scope", "admin"]));
@@ -88,4 +89,7 @@ fn keys_create_prints_a_token_once_and_stores_its_hash() {
     let unknown = keys(&url).args(["revoke", &uuid::Uuid::now_v7().to_string()]).output().unwrap();
     assert!(!unknown.status.success());
     runtime.block_on(pool.close());
+    let admin = db::pool(&Settings::load_from(Service::Ingest, &repo().join("config")).unwrap().database).unwrap();
+    let name = split_database_url(&url).1;
+    let _ = runtime.block_on(sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&admin));
 }

@@ -11,4 +11,5 @@ mod failures;
 mod hostile_text;
 mod idempotency;
 mod lifecycle;
+mod limits;
 mod smoke;
