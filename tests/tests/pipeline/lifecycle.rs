@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use easel_tests::{Dependency, TestApp, paintings};
+use easel_tests::{Dependency, TestApp, paintings, worker_binary};
 use secrecy::ExposeSecret;
 
 use crate::crash::run_under_way;
@@ -141,26 +141,30 @@ async fn drain_needs_post_and_the_token() {
     // A worker started without a drain token refuses even the right one.
     app.settings.worker.drain_token = None;
     app.start_worker().await;
-    let (drain, readyz) = (app.worker(1).url("/drain"), app.worker(1).url("/readyz"));
+    let (drain, readyz, port) = (app.worker(1).url("/drain"), app.worker(1).url("/readyz"), app.worker(1).port);
     let (status, body) = send(app.http.post(&drain).bearer_auth(&token)).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "drain.disabled", "{body}");
     assert_eq!(send(app.http.get(&readyz)).await.0, 200);
+    let (status, output) = drain_command(&app, port).await;
+    assert!(!status.success() && output.contains("drain_token"), "easel-worker drain without a token: {status}\n{output}");
     app.assert_exactly_once().await;
 }
 
-/// A drained worker that never gets SIGTERM fails `/healthz` once `worker.drain_deadline_seconds`
-/// have passed, so that Kubernetes restarts it; SIGTERM still stops it cleanly.
+/// A worker drained the way the Kubernetes preStop hook does it (`easel-worker drain`) that then
+/// never gets SIGTERM fails `/healthz` once `worker.drain_deadline_seconds` have passed, so that
+/// Kubernetes restarts it; SIGTERM still stops it cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_worker_without_sigterm_fails_liveness_after_the_deadline() {
     const DEADLINE: Duration = Duration::from_secs(2);
     let mut app = TestApp::options().configure(|s| s.worker.drain_deadline_seconds = DEADLINE.as_secs()).spawn().await;
     app.start_worker().await;
-    let (drain, healthz) = (app.worker(0).url("/drain"), app.worker(0).url("/healthz"));
+    let (port, healthz) = (app.worker(0).port, app.worker(0).url("/healthz"));
     assert_eq!(send(app.http.get(&healthz)).await.0, 200);
 
     let drained_at = std::time::Instant::now();
-    assert_eq!(send(app.http.post(&drain).bearer_auth(drain_token(&app))).await.0, 202);
+    let (status, output) = drain_command(&app, port).await;
+    assert!(status.success() && output.contains("draining"), "easel-worker drain: {status}\n{output}");
     eventually(|| send(app.http.get(&healthz)), 503).await;
     assert!(drained_at.elapsed() >= DEADLINE, "unhealthy {:?} after the drain, before the deadline", drained_at.elapsed());
     let (_, body) = send(app.http.get(&healthz)).await;
@@ -175,6 +179,18 @@ async fn a_drained_worker_without_sigterm_fails_liveness_after_the_deadline() {
 /// The drain token the test workers get (config/local.yaml's, through `worker_env`).
 fn drain_token(app: &TestApp) -> String {
     app.settings.worker.drain_token().expect("config/local.yaml sets worker.drain_token").expose_secret().to_string()
+}
+
+/// Runs `easel-worker drain` (the preStop hook) with the environment of the app's workers, against
+/// the worker on `port`: its exit status, and its stdout and stderr.
+async fn drain_command(app: &TestApp, port: u16) -> (std::process::ExitStatus, String) {
+    let output = tokio::process::Command::new(worker_binary())
+        .arg("drain")
+        .envs(app.worker_env(port))
+        .output()
+        .await
+        .expect("running easel-worker drain");
+    (output.status, format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
 }
 
 /// Sends `request`; its status and JSON body (`null` when it has none).
