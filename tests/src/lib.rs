@@ -306,6 +306,12 @@ impl TestApp {
         if let Some(tokens) = w.max_new_tokens {
             env.push(("APP_WORKER__MAX_NEW_TOKENS", tokens.to_string()));
         }
+        if let Some(marker) = &w.fault_injection.model_panic_on {
+            env.push(("APP_WORKER__FAULT_INJECTION__MODEL_PANIC_ON", marker.clone()));
+        }
+        if let Some(marker) = &w.fault_injection.model_error_on {
+            env.push(("APP_WORKER__FAULT_INJECTION__MODEL_ERROR_ON", marker.clone()));
+        }
         env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }
 

@@ -177,9 +177,25 @@ pub struct IngestSettings {
     pub bulk_concurrency: usize,
     pub outbox_batch: i64,
     pub outbox_poll_ms: u64,
+    /// How often the sweeper looks for submissions stuck in `queued` or `processing`.
+    pub sweep_interval_seconds: u64,
+    /// How long a submission may sit in `queued` or `processing` (since its last change)
+    /// before the sweeper writes its job again.
+    pub stuck_after_seconds: u64,
+    /// Whether this instance consumes `<queue>.dead`, marking each dead-lettered job's
+    /// submission failed (off: the dead letters stay in the queue for a person to read).
+    pub consume_dead_letters: bool,
 }
 
 impl IngestSettings {
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_secs(self.sweep_interval_seconds)
+    }
+
+    pub fn stuck_after(&self) -> Duration {
+        Duration::from_secs(self.stuck_after_seconds)
+    }
+
     /// What an uploaded image may cost to decode.
     pub fn decode_limits(&self) -> DecodeLimits {
         DecodeLimits {
@@ -211,6 +227,25 @@ pub struct WorkerSettings {
     /// How long a drained worker waits for SIGTERM before `/healthz` fails, so that Kubernetes
     /// restarts a pod that was drained and then forgotten.
     pub drain_deadline_seconds: u64,
+    /// Faults the worker makes on purpose, for tests of its failure handling; all off by
+    /// default, and refused in production.
+    #[serde(default)]
+    pub fault_injection: FaultInjection,
+}
+
+/// `worker.fault_injection`: failures of the model call, triggered by a painting's description.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FaultInjection {
+    /// A model call with a painting whose description contains this text panics.
+    pub model_panic_on: Option<String>,
+    /// A model call with a painting whose description contains this text returns an error.
+    pub model_error_on: Option<String>,
+}
+
+impl FaultInjection {
+    pub fn is_on(&self) -> bool {
+        self.model_panic_on.as_deref().is_some_and(|t| !t.is_empty()) || self.model_error_on.as_deref().is_some_and(|t| !t.is_empty())
+    }
 }
 
 impl WorkerSettings {
@@ -347,6 +382,12 @@ impl Settings {
         if self.worker.drain_deadline_seconds == 0 {
             return invalid("worker.drain_deadline_seconds", "must be at least 1");
         }
+        if self.ingest.sweep_interval_seconds == 0 {
+            return invalid("ingest.sweep_interval_seconds", "must be at least 1");
+        }
+        if self.ingest.stuck_after_seconds == 0 {
+            return invalid("ingest.stuck_after_seconds", "must be at least 1");
+        }
         if environment == Environment::Production {
             self.refuse_sample_credentials(service)?;
         }
@@ -374,6 +415,9 @@ impl Settings {
         let secret = self.s3.secret_access_key.expose_secret();
         if secret.is_empty() || secret == SAMPLE_S3_SECRET_ACCESS_KEY {
             return refuse("s3.secret_access_key", "is the sample key of config/base.yaml: set APP_S3__SECRET_ACCESS_KEY");
+        }
+        if service == Service::Worker && self.worker.fault_injection.is_on() {
+            return refuse("worker.fault_injection", "is for tests only: unset it");
         }
         if service == Service::Worker
             && let Some(token) = self.worker.drain_token()
@@ -550,6 +594,14 @@ mod tests {
         assert!(dir.load(Service::Worker, Environment::Production).unwrap().worker.drain_token().is_none());
         let dir = production(&[("worker", "  drain_deadline_seconds: 0")]);
         assert_eq!(refused_key(dir.load(Service::Worker, Environment::Production)), "worker.drain_deadline_seconds");
+    }
+
+    #[test]
+    fn production_refuses_fault_injection() {
+        let dir = production(&[("worker", "  drain_token: a-long-random-drain-token\n  fault_injection:\n    model_panic_on: boom")]);
+        assert_eq!(refused_key(dir.load(Service::Worker, Environment::Production)), "worker.fault_injection");
+        let local = ConfigDir::new("").load(Service::Worker, Environment::Local).unwrap();
+        assert!(!local.worker.fault_injection.is_on(), "off unless a test turns it on");
     }
 
     #[test]

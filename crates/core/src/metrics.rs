@@ -30,6 +30,14 @@ pub const STAGE_JOBS_TOTAL: &str = "easel_stage_jobs_total";
 pub const QUEUE_DEPTH: &str = "easel_queue_depth";
 /// Jobs written but not yet published, as last seen.
 pub const OUTBOX_DEPTH: &str = "easel_outbox_depth";
+/// Submissions the sweeper found stuck and wrote a job for again.
+pub const SWEPT_TOTAL: &str = "easel_swept_total";
+/// Messages in the dead-letter queue, as last seen.
+pub const DEAD_LETTER_DEPTH: &str = "easel_dead_letter_depth";
+/// Dead letters consumed by ingest, by `outcome`: `failed` (the submission marked failed),
+/// `settled` (done, or already failed by the worker: left as it is), `unknown` (no such
+/// submission), `unreadable` (not a job).
+pub const DEAD_LETTERS_TOTAL: &str = "easel_dead_letters_total";
 /// Uploads by `outcome`: `accepted`, `duplicate`, `rejected`.
 pub const SUBMISSIONS_TOTAL: &str = "easel_submissions_total";
 /// Seconds from publication to delivery to a worker.

@@ -14,7 +14,9 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::dead_letters::DeadLetters;
 use crate::relay::OutboxRelay;
+use crate::sweeper::Sweeper;
 use crate::routes;
 use crate::state::AppState;
 
@@ -24,6 +26,9 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     relay: OutboxRelay,
+    sweeper: Sweeper,
+    /// Absent when `ingest.consume_dead_letters` is off.
+    dead_letters: Option<DeadLetters>,
     publisher: Arc<Publisher>,
     shutdown_grace: Duration,
     limits: ServerLimits,
@@ -61,6 +66,15 @@ impl Application {
         let api = routes::router(state).layer(middleware::from_fn_with_state(authenticator, authenticate));
         let router = instrument(api.merge(ops_router(readiness, metrics::install())));
 
+        let sweeper = Sweeper::new(
+            pool.clone(),
+            jobs_written.clone(),
+            settings.ingest.sweep_interval(),
+            settings.ingest.stuck_after(),
+            settings.ingest.outbox_batch,
+        );
+        let dead_letters =
+            settings.ingest.consume_dead_letters.then(|| DeadLetters::new(pool.clone(), settings.rabbitmq.clone()));
         let relay = OutboxRelay::new(
             pool,
             publisher.clone(),
@@ -77,6 +91,8 @@ impl Application {
             listener,
             router,
             relay,
+            sweeper,
+            dead_letters,
             publisher,
             shutdown_grace: Duration::from_secs(settings.application.shutdown_grace_seconds),
             limits: settings.application.limits,
@@ -89,11 +105,22 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops taking requests, lets those in flight finish
     /// (within the grace period), publishes what the outbox holds and closes the connections.
+    /// The sweeper and the dead-letter consumer run beside the relay and stop with it.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_relay, relay_stopped) = watch::channel(false);
+        let sweeper = tokio::spawn(self.sweeper.run(relay_stopped.clone()));
+        let dead_letters = self.dead_letters.map(|d| tokio::spawn(d.run(relay_stopped.clone())));
         let relay = tokio::spawn(self.relay.run(relay_stopped));
         let served = serve(self.listener, self.router, shutdown, self.shutdown_grace, self.limits).await;
         let _ = stop_relay.send(true);
+        if let Err(e) = sweeper.await {
+            tracing::error!(error = %e, "the sweeper panicked");
+        }
+        if let Some(task) = dead_letters
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "the dead-letter consumer panicked");
+        }
         if let Err(e) = relay.await {
             tracing::error!(error = %e, "the outbox relay panicked");
         }

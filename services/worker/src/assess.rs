@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use easel_core::configuration::WorkerSettings;
+use easel_core::configuration::{FaultInjection, WorkerSettings};
 use easel_core::db;
 use easel_core::db::results::NewResult;
 use easel_core::db::submissions::{self, Claimed};
@@ -24,6 +24,8 @@ pub struct Assess {
     assessor: Arc<Assessor>,
     retry: Backoff,
     max_attempts: u32,
+    /// Test-only model failures (`worker.fault_injection`; refused in production).
+    faults: Arc<FaultInjection>,
     /// When the model last finished a batch (for [`MODEL_IDLE_SECONDS`]).
     model_free_since: Mutex<Option<Instant>>,
 }
@@ -37,7 +39,14 @@ struct ModelJob {
 
 impl Assess {
     pub fn new(pool: PgPool, assessor: Arc<Assessor>, settings: &WorkerSettings) -> Self {
-        Self { pool, assessor, retry: settings.retry_policy(), max_attempts: settings.max_attempts, model_free_since: Mutex::new(None) }
+        Self {
+            pool,
+            assessor,
+            retry: settings.retry_policy(),
+            max_attempts: settings.max_attempts,
+            faults: Arc::new(settings.fault_injection.clone()),
+            model_free_since: Mutex::new(None),
+        }
     }
 
     /// Assesses batches until the intake stops sending them.
@@ -137,8 +146,11 @@ impl Assess {
         }
     }
 
-    /// One model call for the whole batch. If it fails, each painting is tried alone, so that
-    /// one bad input fails only itself.
+    /// One model call for the whole batch. If it fails (an error or a panic), each painting is
+    /// tried alone, so that one bad input fails only itself: a painting the model returns an
+    /// error for fails (`model.error`); one it panics on is handed back for another attempt, and
+    /// fails (`attempts_exhausted`) once it has had `max_attempts`. Every job is settled either
+    /// way, never left unacknowledged until the broker's consumer timeout.
     async fn run_model(&self, jobs: Vec<ModelJob>) -> Vec<Settled> {
         if jobs.is_empty() {
             return Vec::new();
@@ -150,17 +162,16 @@ impl Assess {
             metas.push((delivery, claim, prepared.fetch_ms, prepared.decode_ms));
         }
         let n = inputs.len();
+        let inputs = Arc::new(inputs);
         self.model_busy(true);
-        let (inputs, assessed) = self.assess(inputs).await;
-        let assessments: Vec<Result<Assessment, String>> = match assessed {
-            Ok(all) => all.into_iter().map(Ok).collect(),
-            Err(e) if n == 1 => vec![Err(e.to_string())],
-            Err(e) => {
-                tracing::warn!(error = %e, batch = n, "the batch failed in the model; trying each painting alone");
+        let rows: Vec<Row> = match self.assess(inputs.clone()).await {
+            Call::Done(all) => all.into_iter().map(Row::Assessed).collect(),
+            failed if n == 1 => vec![failed.into_row()],
+            failed => {
+                tracing::warn!(error = %failed.reason(), batch = n, "the batch failed in the model; trying each painting alone");
                 let mut singles = Vec::with_capacity(n);
-                for input in inputs {
-                    let (_, one) = self.assess(vec![input]).await;
-                    singles.push(one.map_err(|e| e.to_string()).and_then(|mut a| a.pop().ok_or_else(|| "no assessment".into())));
+                for input in inputs.iter() {
+                    singles.push(self.assess(Arc::new(vec![input.clone()])).await.into_row());
                 }
                 singles
             }
@@ -169,12 +180,16 @@ impl Assess {
         let version = self.assessor.model_version();
         metas
             .into_iter()
-            .zip(assessments)
-            .map(|((delivery, claim, fetch_ms, decode_ms), assessment)| {
+            .zip(rows)
+            .map(|((delivery, claim, fetch_ms, decode_ms), row)| {
                 let id = claim.id;
-                let outcome = match assessment {
-                    Ok(a) => result_outcome(&claim, version, a, fetch_ms, decode_ms),
-                    Err(reason) => Outcome::failed(id, "model.error", reason),
+                let outcome = match row {
+                    Row::Assessed(a) => result_outcome(&claim, version, a, fetch_ms, decode_ms),
+                    Row::Error(reason) => Outcome::failed(id, "model.error", reason),
+                    Row::Panicked(reason) if u32::try_from(claim.attempts).unwrap_or(u32::MAX) >= self.max_attempts => {
+                        Outcome::failed(id, "attempts_exhausted", format!("gave up after {} attempts: {reason}", claim.attempts))
+                    }
+                    Row::Panicked(reason) => Outcome::Retry(reason),
                 };
                 Settled { delivery, submission_id: id, outcome }
             })
@@ -194,19 +209,78 @@ impl Assess {
         }
     }
 
-    /// Runs the model off the async threads (one `model` stage timing for the call); gives the
-    /// inputs back for a retry.
-    async fn assess(&self, inputs: Vec<ArtworkInput>) -> (Vec<ArtworkInput>, Result<Vec<Assessment>, ModelError>) {
+    /// Runs the model off the async threads (one `model` stage timing for the call). The inputs
+    /// stay with the caller, so that a call that panics can be tried again painting by painting.
+    async fn assess(&self, inputs: Arc<Vec<ArtworkInput>>) -> Call {
         let assessor = self.assessor.clone();
-        let task = Stage::Model.run_blocking(inputs.len(), move || {
-            let out = assessor.assess(&inputs);
-            (inputs, out)
+        let faults = self.faults.clone();
+        let expected = inputs.len();
+        let task = Stage::Model.run_blocking(expected, move || {
+            if let Some(fault) = injected_fault(&faults, &inputs) {
+                return fault;
+            }
+            assessor.assess(&inputs)
         });
         match task.await {
-            Ok(done) => done,
-            Err(e) => (Vec::new(), Err(ModelError::Input(format!("the model task failed: {e}")))),
+            Ok(Ok(all)) if all.len() == expected => Call::Done(all),
+            Ok(Ok(all)) => Call::Failed(format!("the model returned {} assessments for {expected} paintings", all.len())),
+            Ok(Err(e)) => Call::Failed(e.to_string()),
+            Err(e) => {
+                tracing::error!(error = %e, batch = expected, "the model panicked");
+                Call::Panicked(format!("the model panicked: {e}"))
+            }
         }
     }
+}
+
+/// What one model call came to.
+enum Call {
+    Done(Vec<Assessment>),
+    /// It returned an error: the input is at fault.
+    Failed(String),
+    /// It panicked (the blocking task's `JoinError`): a bug, or a fault of this process; worth
+    /// another attempt, up to `max_attempts`.
+    Panicked(String),
+}
+
+impl Call {
+    fn reason(&self) -> &str {
+        match self {
+            Call::Done(_) => "",
+            Call::Failed(reason) | Call::Panicked(reason) => reason,
+        }
+    }
+
+    /// The outcome of a call for one painting.
+    fn into_row(self) -> Row {
+        match self {
+            Call::Done(mut one) => one.pop().map(Row::Assessed).unwrap_or_else(|| Row::Error("no assessment".into())),
+            Call::Failed(reason) => Row::Error(reason),
+            Call::Panicked(reason) => Row::Panicked(reason),
+        }
+    }
+}
+
+/// What the model made of one painting.
+enum Row {
+    Assessed(Assessment),
+    Error(String),
+    Panicked(String),
+}
+
+/// `worker.fault_injection`: a panic or an error for a call with a painting whose description
+/// holds the configured text (tests only; production refuses the setting).
+fn injected_fault(faults: &FaultInjection, inputs: &[ArtworkInput]) -> Option<Result<Vec<Assessment>, ModelError>> {
+    let matches = |marker: &Option<String>| {
+        marker.as_deref().filter(|m| !m.is_empty()).is_some_and(|m| {
+            inputs.iter().any(|input| input.description.as_deref().is_some_and(|d| d.contains(m)))
+        })
+    };
+    if matches(&faults.model_panic_on) {
+        panic!("worker.fault_injection.model_panic_on: a painting of this call asks for a panic");
+    }
+    matches(&faults.model_error_on)
+        .then(|| Err(ModelError::Input("worker.fault_injection.model_error_on: a painting of this call asks for an error".into())))
 }
 
 fn result_outcome(claim: &Claimed, version: &str, a: Assessment, fetch_ms: f64, decode_ms: f64) -> Outcome {

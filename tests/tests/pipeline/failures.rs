@@ -11,7 +11,14 @@ use crate::idempotency::wait_for_outbox;
 /// JSON, and one for a submission that does not exist, are dead-lettered too, not requeued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_failures_are_recorded_and_dead_lettered_once() {
-    let mut app = TestApp::options().configure(|s| s.worker.batch_size = 4).spawn().await;
+    let mut app = TestApp::options()
+        .configure(|s| {
+            s.worker.batch_size = 4;
+            // This test reads the dead letters itself.
+            s.ingest.consume_dead_letters = false;
+        })
+        .spawn()
+        .await;
     assert_eq!(app.create_competition("faults", None).await.status(), 201);
     let all = paintings();
     let broken = app.submit_painting("faults", &all[10], "broken").await;
@@ -113,6 +120,8 @@ async fn a_job_that_keeps_failing_transiently_fails_after_max_attempts() {
         .configure(|s| {
             s.worker.max_attempts = 2;
             s.worker.retry_budget_seconds = 1;
+            // This test reads the dead letters itself.
+            s.ingest.consume_dead_letters = false;
         })
         .spawn()
         .await;

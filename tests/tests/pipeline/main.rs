@@ -12,4 +12,5 @@ mod hostile_text;
 mod idempotency;
 mod lifecycle;
 mod limits;
+mod recovery;
 mod smoke;

@@ -1,10 +1,13 @@
 //! `submissions` and, written in the same transaction, their jobs in `outbox`.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use crate::db::outbox;
 use crate::domain::{Description, ExternalId, JobMessage, RubricWeights, SubmissionStatus};
 
 /// A validated, stored image waiting for its row.
@@ -102,13 +105,10 @@ pub async fn insert_with_jobs(pool: &PgPool, entries: &[NewSubmission]) -> Resul
 
     let created: std::collections::HashSet<Uuid> = created.into_iter().collect();
     let mut outcome = Vec::with_capacity(entries.len());
-    let mut job_ids = Vec::new();
-    let mut job_payloads = Vec::new();
+    let mut jobs = Vec::new();
     for (id, entry) in ids.iter().zip(entries) {
         if created.contains(id) {
-            let job = JobMessage { submission_id: *id, image_key: entry.image_key.clone() };
-            job_ids.push(*id);
-            job_payloads.push(Json(job));
+            jobs.push(JobMessage { submission_id: *id, image_key: entry.image_key.clone() });
             outcome.push(Inserted { id: *id, status: SubmissionStatus::Queued, created: true, conflict: false });
         } else {
             let external_id = entry.external_id.as_ref().ok_or_else(|| {
@@ -120,13 +120,98 @@ pub async fn insert_with_jobs(pool: &PgPool, entries: &[NewSubmission]) -> Resul
             outcome.push(existing);
         }
     }
-    sqlx::query("INSERT INTO outbox (submission_id, payload) SELECT * FROM UNNEST($1::uuid[], $2::jsonb[])")
-        .bind(&job_ids)
-        .bind(&job_payloads)
-        .execute(&mut *tx)
-        .await?;
+    outbox::insert(&mut tx, &jobs).await?;
     tx.commit().await?;
     Ok(outcome)
+}
+
+/// Writes the job again, through the outbox, for up to `limit` submissions that have sat in
+/// `queued` or `processing` for `stuck_after` without a change (a lost message, a worker that
+/// died holding it) and have no job waiting in the outbox already; bumps their `updated_at` in
+/// the same transaction, so the next sweep waits another `stuck_after`. Rows another instance
+/// is sweeping, or a worker is claiming, are skipped (`SKIP LOCKED`). Returns the ids swept.
+pub async fn sweep_stuck(pool: &PgPool, stuck_after: Duration, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let stuck: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT s.id, s.image_key FROM submissions s \
+         WHERE s.status IN ('queued', 'processing') AND s.updated_at < now() - make_interval(secs => $1) \
+           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.submission_id = s.id) \
+         ORDER BY s.updated_at LIMIT $2 \
+         FOR UPDATE OF s SKIP LOCKED",
+    )
+    .bind(stuck_after.as_secs_f64())
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    if stuck.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = stuck.iter().map(|(id, _)| *id).collect();
+    sqlx::query("UPDATE submissions SET updated_at = now() WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
+    let jobs: Vec<JobMessage> =
+        stuck.into_iter().map(|(submission_id, image_key)| JobMessage { submission_id, image_key }).collect();
+    outbox::insert(&mut tx, &jobs).await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+/// What marking a dead-lettered job's submission came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLettered {
+    /// It was `queued` or `processing`: now `failed` with `job.dead_lettered`.
+    MarkedFailed,
+    /// It is `done`, or already `failed` with the worker's own reason: left as it is.
+    Settled,
+    /// There is no such submission.
+    Unknown,
+}
+
+/// Marks the submission of a dead-lettered job `failed` (`job.dead_lettered`, with `reason`),
+/// unless it is done or already failed: a reason the worker recorded is kept.
+pub async fn mark_dead_lettered(pool: &PgPool, id: Uuid, reason: &str) -> Result<DeadLettered, sqlx::Error> {
+    let (exists, marked): (bool, bool) = sqlx::query_as(
+        "WITH marked AS ( \
+             UPDATE submissions SET status = 'failed', failure_code = 'job.dead_lettered', failure_reason = $2, \
+                                    updated_at = now() \
+             WHERE id = $1 AND status IN ('queued', 'processing') RETURNING id) \
+         SELECT EXISTS (SELECT 1 FROM submissions WHERE id = $1), EXISTS (SELECT 1 FROM marked)",
+    )
+    .bind(id)
+    .bind(reason)
+    .fetch_one(pool)
+    .await?;
+    Ok(match (exists, marked) {
+        (_, true) => DeadLettered::MarkedFailed,
+        (true, false) => DeadLettered::Settled,
+        (false, false) => DeadLettered::Unknown,
+    })
+}
+
+/// A competition's `failed` submissions.
+pub async fn count_failed(pool: &PgPool, competition_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM submissions WHERE competition_id = $1 AND status = 'failed'")
+        .bind(competition_id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Moves a competition's `failed` submissions back to `queued` (attempts reset, failure
+/// cleared) and writes their jobs to the outbox, in one transaction; returns how many.
+pub async fn redrive_failed(pool: &PgPool, competition_id: Uuid) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let requeued: Vec<(Uuid, String)> = sqlx::query_as(
+        "UPDATE submissions SET status = 'queued', attempts = 0, failure_code = NULL, failure_reason = NULL, \
+                                updated_at = now() \
+         WHERE competition_id = $1 AND status = 'failed' RETURNING id, image_key",
+    )
+    .bind(competition_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let jobs: Vec<JobMessage> =
+        requeued.into_iter().map(|(submission_id, image_key)| JobMessage { submission_id, image_key }).collect();
+    outbox::insert(&mut tx, &jobs).await?;
+    tx.commit().await?;
+    Ok(jobs.len() as u64)
 }
 
 /// What the worker needs to assess a submission, read when it takes a batch.

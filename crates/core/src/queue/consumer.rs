@@ -28,6 +28,9 @@ pub struct JobDelivery {
     pub previous_deliveries: u32,
     /// When it was published (milliseconds since the epoch), if the publisher said.
     pub published_at_ms: Option<u64>,
+    /// Why the broker dead-lettered it (`rejected`, `delivery_limit`, …), on the dead-letter
+    /// queue only.
+    pub death_reason: Option<String>,
     acker: Acker,
 }
 
@@ -35,14 +38,21 @@ impl JobConsumer {
     /// Connects, declares the topology and starts consuming with `prefetch` unacknowledged
     /// deliveries at most.
     pub async fn connect(settings: &RabbitMqSettings, name: &str, prefetch: u16) -> Result<Self, QueueError> {
+        Self::consume(settings, &settings.queue, name, prefetch).await
+    }
+
+    /// As [`JobConsumer::connect`], on the dead-letter queue `<queue>.dead`.
+    pub async fn connect_dead_letters(settings: &RabbitMqSettings, name: &str, prefetch: u16) -> Result<Self, QueueError> {
+        Self::consume(settings, &settings.dead_letter_queue(), name, prefetch).await
+    }
+
+    async fn consume(settings: &RabbitMqSettings, queue: &str, name: &str, prefetch: u16) -> Result<Self, QueueError> {
         let connection = connect(settings, name).await?;
         let channel = connection.create_channel().await?;
         declare_topology(&channel, settings).await?;
         channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
-        let consumer = channel
-            .basic_consume(&settings.queue, name, BasicConsumeOptions::default(), FieldTable::default())
-            .await?;
-        Ok(Self { connection, channel, consumer, queue: settings.queue.clone() })
+        let consumer = channel.basic_consume(queue, name, BasicConsumeOptions::default(), FieldTable::default()).await?;
+        Ok(Self { connection, channel, consumer, queue: queue.to_string() })
     }
 
     /// The next delivery; `None` once the consumer is cancelled or its connection is gone.
@@ -59,7 +69,7 @@ impl JobConsumer {
         Ok(())
     }
 
-    /// Messages waiting in the jobs queue.
+    /// Messages waiting in the queue it consumes.
     pub async fn queue_depth(&self) -> Result<u32, QueueError> {
         ready_messages(&self.connection, &self.queue).await
     }
@@ -80,7 +90,12 @@ impl From<Delivery> for JobDelivery {
         let published_at_ms = header(PUBLISHED_AT_MS_HEADER)
             .and_then(|ms| u64::try_from(ms).ok())
             .or_else(|| delivery.properties.timestamp().map(|s| s * 1000));
-        Self { job, previous_deliveries, published_at_ms, acker: delivery.acker }
+        let death_reason = delivery.properties.headers().as_ref().and_then(|headers| match headers.inner().get("x-first-death-reason") {
+            Some(AMQPValue::LongString(reason)) => Some(reason.to_string()),
+            Some(AMQPValue::ShortString(reason)) => Some(reason.to_string()),
+            _ => None,
+        });
+        Self { job, previous_deliveries, published_at_ms, death_reason, acker: delivery.acker }
     }
 }
 
