@@ -175,6 +175,11 @@ pub struct IngestSettings {
     pub max_bulk_bytes: usize,
     pub max_bulk_entries: usize,
     pub bulk_concurrency: usize,
+    /// Images this pod decodes at once, over all requests: with the limits above, each decode
+    /// may hold `DecodeLimits::peak_bytes` (docs/DEPLOY.md sizes the pod's memory from it).
+    pub decode_concurrency: usize,
+    /// Bulk requests this pod serves at once; more get 503 with Retry-After.
+    pub bulk_requests: usize,
     pub outbox_batch: i64,
     pub outbox_poll_ms: u64,
     /// How often the sweeper looks for submissions stuck in `queued` or `processing`.
@@ -202,6 +207,7 @@ impl IngestSettings {
             max_bytes: self.max_image_bytes,
             max_side: self.max_side,
             max_pixels: self.max_pixels,
+            max_alloc: DecodeLimits::decoder_alloc(self.max_pixels),
             ..DecodeLimits::default()
         }
     }
@@ -372,6 +378,12 @@ impl Settings {
         }
         if self.rabbitmq.queue.is_empty() {
             return invalid("rabbitmq.queue", "must not be empty");
+        }
+        if self.ingest.decode_concurrency == 0 {
+            return invalid("ingest.decode_concurrency", "must be at least 1");
+        }
+        if self.ingest.bulk_requests == 0 {
+            return invalid("ingest.bulk_requests", "must be at least 1");
         }
         if self.ingest.bulk_concurrency == 0 {
             return invalid("ingest.bulk_concurrency", "must be at least 1");

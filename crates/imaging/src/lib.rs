@@ -27,6 +27,8 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Largest amount of memory the decoder may allocate, in bytes.
     pub max_alloc: u64,
+    /// Largest ratio of the longer side to the shorter (Qwen2-VL's processor refuses over 200).
+    pub max_aspect_ratio: u32,
     /// Accepted formats, by their usual extension (`jpeg`, `png`, `webp`, `tiff`, `gif`, `bmp`).
     pub formats: Vec<String>,
 }
@@ -39,12 +41,30 @@ impl Default for DecodeLimits {
             // 80 megapixels: a 10000×8000 scan of a canvas decodes; a bomb does not.
             max_pixels: 80_000_000,
             max_alloc: 1024 * 1024 * 1024,
+            max_aspect_ratio: 200,
             formats: vec!["jpeg".into(), "png".into(), "webp".into()],
         }
     }
 }
 
+/// Bytes per pixel at the peak of a worst-case decode: the decoder's 16-bit RGBA buffer (8)
+/// while its 8-bit RGB copy (3) is made. EXIF rotation then works on the 8-bit copy (3 + 3).
+pub const PEAK_BYTES_PER_PIXEL: u64 = 8 + 3;
+
 impl DecodeLimits {
+    /// The most memory one decode under these limits can hold at once: the encoded bytes and
+    /// the worst-case pixel buffers of [`PEAK_BYTES_PER_PIXEL`]. Services size their decode
+    /// concurrency and pod memory from this.
+    pub fn peak_bytes(&self) -> u64 {
+        self.max_bytes as u64 + self.max_pixels.saturating_mul(PEAK_BYTES_PER_PIXEL)
+    }
+
+    /// The decoder's own allocation cap for these limits: a 16-bit RGBA image of `max_pixels`
+    /// and a margin for its working buffers.
+    pub fn decoder_alloc(max_pixels: u64) -> u64 {
+        max_pixels.saturating_mul(8) + 64 * 1024 * 1024
+    }
+
     /// The same limits, accepting every format this crate can decode (for local files).
     pub fn any_format(mut self) -> Self {
         self.formats = SUPPORTED.iter().map(|(name, _)| (*name).to_string()).collect();
@@ -94,6 +114,8 @@ pub enum DecodeError {
     UnsupportedFormat(String),
     #[error("the image is {width}×{height} pixels, over the limit ({reason})")]
     TooLarge { width: u32, height: u32, reason: String },
+    #[error("the image is {width}×{height} pixels: its sides differ by more than {max}:1, which the model cannot take")]
+    AspectRatio { width: u32, height: u32, max: u32 },
     #[error("the image data is truncated")]
     Truncated,
     #[error("the image data is corrupt: {0}")]
@@ -109,6 +131,7 @@ impl DecodeError {
             DecodeError::NotAnImage => "not_an_image",
             DecodeError::UnsupportedFormat(_) => "unsupported_format",
             DecodeError::TooLarge { .. } => "too_large",
+            DecodeError::AspectRatio { .. } => "aspect_ratio",
             DecodeError::Truncated => "truncated",
             DecodeError::Corrupt(_) => "corrupt",
         }
@@ -174,12 +197,17 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Decod
     decoder_limits.max_alloc = Some(limits.max_alloc);
     decoder.set_limits(decoder_limits).map_err(|e| classify(e, Some((width, height))))?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image =
-        DynamicImage::from_decoder(decoder).map_err(|e| classify(e, Some((width, height))))?;
-    image.apply_orientation(orientation);
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, Some((width, height))))?;
+    // To 8-bit RGB first, then upright: the rotation copies 3 bytes a pixel, not up to 8
+    // (both are per-pixel maps, so the order does not change the result).
     let rgb = match image {
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => to_rgb8_like_pil(other),
+    };
+    let mut upright = DynamicImage::ImageRgb8(rgb);
+    upright.apply_orientation(orientation);
+    let DynamicImage::ImageRgb8(rgb) = upright else {
+        unreachable!("rotating an RGB8 image keeps it RGB8")
     };
     Ok(DecodedImage { rgb, format })
 }
@@ -201,6 +229,9 @@ fn check_dimensions(width: u32, height: u32, limits: &DecodeLimits) -> Result<()
             height,
             reason: format!("at most {} pixels in all", limits.max_pixels),
         });
+    }
+    if width.max(height) > width.min(height).saturating_mul(limits.max_aspect_ratio) {
+        return Err(DecodeError::AspectRatio { width, height, max: limits.max_aspect_ratio });
     }
     Ok(())
 }
@@ -320,6 +351,22 @@ mod tests {
         png[ihdr + 13..ihdr + 17].copy_from_slice(&crc.to_be_bytes());
         let err = decode(&png, &DecodeLimits::default()).unwrap_err();
         assert!(matches!(err, DecodeError::TooLarge { width: 30_000, height: 30_000, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn refuses_aspect_ratios_the_model_cannot_take() {
+        let limits = DecodeLimits::default();
+        let thin = encode(ImageFormat::Png, 402, 2);
+        assert_eq!(decode(&thin, &limits).unwrap_err(), DecodeError::AspectRatio { width: 402, height: 2, max: 200 });
+        assert!(decode(&encode(ImageFormat::Png, 400, 2), &limits).is_ok(), "200:1 is allowed");
+        assert!(matches!(decode(&encode(ImageFormat::Png, 2, 500), &limits), Err(DecodeError::AspectRatio { .. })));
+    }
+
+    #[test]
+    fn peak_memory_is_stated_for_the_worst_case() {
+        let limits = DecodeLimits { max_bytes: 1000, max_pixels: 100, ..DecodeLimits::default() };
+        assert_eq!(limits.peak_bytes(), 1000 + 100 * PEAK_BYTES_PER_PIXEL);
+        assert!(DecodeLimits::decoder_alloc(100) >= 100 * 8, "room for a 16-bit RGBA buffer");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! confirms; re-enqueues submissions stuck past a deadline (the sweeper) and marks the
 //! submissions of dead-lettered jobs failed.
 
+pub mod archive;
 pub mod dead_letters;
 pub mod openapi;
 pub mod relay;

@@ -38,10 +38,13 @@ pub async fn stage(state: &AppState, competition_id: Uuid, upload: Upload) -> Re
     let bytes = upload.bytes.clone();
     let limits = state.decode_limits.clone();
     let declared = upload.declared_type.clone();
+    // Decoding holds up to `DecodeLimits::peak_bytes`: a pod decodes only so many at once.
+    let slot = state.decode_slots.acquire().await.map_err(ApiError::internal)?;
     let checked = Stage::Validate
         .run_blocking(1, move || check_image(&bytes, declared.as_deref(), &limits))
         .await
         .map_err(ApiError::internal)??;
+    drop(slot);
     let key = image_key(&checked.sha256);
     Stage::Store
         .time(1, state.store.put(&key, upload.bytes.clone(), checked.mime))
@@ -100,7 +103,7 @@ pub fn image_error(error: DecodeError) -> ApiError {
     let status = match error {
         DecodeError::TooManyBytes { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         DecodeError::NotAnImage | DecodeError::UnsupportedFormat(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        DecodeError::Empty | DecodeError::TooLarge { .. } | DecodeError::Truncated | DecodeError::Corrupt(_) => {
+        DecodeError::Empty | DecodeError::TooLarge { .. } | DecodeError::AspectRatio { .. } | DecodeError::Truncated | DecodeError::Corrupt(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
     };

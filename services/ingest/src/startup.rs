@@ -58,6 +58,8 @@ impl Application {
             limits: Arc::new(settings.ingest.clone()),
             decode_limits: Arc::new(settings.ingest.decode_limits()),
             jobs_written: jobs_written.clone(),
+            decode_slots: Arc::new(tokio::sync::Semaphore::new(settings.ingest.decode_concurrency)),
+            bulk_slots: Arc::new(tokio::sync::Semaphore::new(settings.ingest.bulk_requests)),
         };
         // Not the broker: while it is away, uploads still commit and their jobs wait in the
         // outbox (`easel_outbox_depth` shows them), so ingest stays in service.

@@ -14,3 +14,4 @@ mod lifecycle;
 mod limits;
 mod recovery;
 mod smoke;
+mod uploads;

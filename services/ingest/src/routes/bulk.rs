@@ -4,13 +4,16 @@
 //! accepted ones are inserted, with their jobs, in one transaction.
 
 use std::collections::HashMap;
-use std::io::Read;
 
 use axum::Json;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
-use bytes::Bytes;
+use axum::extract::multipart::Field;
+use bytes::{Bytes, BytesMut};
+use easel_core::configuration::IngestSettings;
+use tempfile::NamedTempFile;
+use tokio::io::AsyncWriteExt;
 use easel_core::auth::Caller;
 use easel_core::db::submissions::{self, NewSubmission};
 use easel_core::domain::{Description, ExternalId, SubmissionStatus};
@@ -22,6 +25,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{competition_to_submit, duplicate_field, multipart_error, multipart_rejection, read_limited};
+use crate::archive::{Archive, ArchiveError};
 use crate::staging::{Upload, stage, too_many_bytes};
 use crate::state::AppState;
 
@@ -87,6 +91,11 @@ pub async fn submit_bulk(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<BulkOutcome>, ApiError> {
     let competition = competition_to_submit(&state, &caller, &slug).await?;
+    let _serving = state.bulk_slots.clone().try_acquire_owned().map_err(|_| {
+        let mut busy = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ingest.busy", "too many bulk requests at once; retry shortly");
+        busy.retry_after = Some(5);
+        busy
+    })?;
     let mut multipart = multipart.map_err(multipart_rejection)?;
     let mut field = multipart
         .next_field()
@@ -96,9 +105,7 @@ pub async fn submit_bulk(
     let batch = match field.name().unwrap_or_default() {
         "manifest" => {
             let hint = ManifestFormat::from_part(field.file_name(), field.content_type());
-            let manifest = read_limited(&mut field, state.limits.max_bulk_bytes)
-                .await?
-                .ok_or_else(|| too_large("the manifest"))?;
+            let manifest = read_manifest(&mut field, &state.limits).await?;
             drop(field);
             let mut batch = Batch::new(&state, competition.id, parse_manifest(&manifest, hint, &state)?);
             while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
@@ -117,21 +124,39 @@ pub async fn submit_bulk(
             batch
         }
         "archive" => {
-            let archive = read_limited(&mut field, state.limits.max_bulk_bytes)
-                .await?
-                .ok_or_else(|| too_large("the archive"))?;
+            let spool = spool(&mut field, state.limits.max_bulk_bytes).await?;
             drop(field);
             if multipart.next_field().await.map_err(multipart_error)?.is_some() {
                 return Err(ApiError::bad_request("invalid.multipart", "send the archive alone"));
             }
+            // The manifest and one entry per file it names, plus as many folders.
+            let max_entries = 1 + 2 * state.limits.max_bulk_entries as u64;
+            let max_manifest = max_manifest_bytes(&state.limits);
+            let (mut archive, manifest_name, manifest) = blocking(move || {
+                let mut archive = Archive::open(spool, max_entries)?;
+                let (name, manifest) = archive.manifest(max_manifest)?;
+                Ok((archive, name, manifest))
+            })
+            .await?;
+            let manifest = manifest.ok_or_else(|| too_large("the manifest"))?;
+            let format = if manifest_name.ends_with(".csv") { ManifestFormat::Csv } else { ManifestFormat::JsonLines };
+            let mut batch = Batch::new(&state, competition.id, parse_manifest(&manifest, format, &state)?);
+            // Every file in the archive must be named before anything is decompressed.
+            let names = archive.file_names().map_err(|e| ApiError::bad_request("invalid.archive", e.to_string()))?;
+            if let Some(stray) = names.into_iter().find(|n| n != manifest_name && !batch.index.contains_key(n)) {
+                return Err(ApiError::bad_request("invalid.manifest", format!("the file {stray:?} is not in the manifest")));
+            }
+            let named: Vec<String> = batch.entries.iter().map(|e| e.file.clone()).filter(|f| archive.contains(f)).collect();
             let max_image = state.limits.max_image_bytes;
-            let max_total = state.limits.max_bulk_bytes;
-            let unpacked = tokio::task::spawn_blocking(move || Unpacked::read(&archive, max_image, max_total))
-                .await
-                .map_err(ApiError::internal)??;
-            let mut batch = Batch::new(&state, competition.id, parse_manifest(&unpacked.manifest, unpacked.format, &state)?);
-            for (file, bytes) in unpacked.files {
-                batch.add_file(&file, bytes, None).await?;
+            for file in named {
+                let name = file.clone();
+                let (back, bytes) = blocking(move || {
+                    let bytes = archive.read(&name, max_image)?;
+                    Ok((archive, bytes))
+                })
+                .await?;
+                archive = back;
+                batch.add_file(&file, bytes.map(Bytes::from), None).await?;
             }
             batch
         }
@@ -218,11 +243,7 @@ fn parse_manifest(bytes: &[u8], format: ManifestFormat, state: &AppState) -> Res
         return Err(bad("the manifest lists no files".into()));
     }
     if lines.len() > state.limits.max_bulk_entries {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request.too_many_entries",
-            format!("{} entries, over the limit of {}", lines.len(), state.limits.max_bulk_entries),
-        ));
+        return Err(too_many_entries(state.limits.max_bulk_entries));
     }
     let mut seen = HashMap::new();
     let mut entries = Vec::with_capacity(lines.len());
@@ -254,58 +275,72 @@ fn parse_manifest(bytes: &[u8], format: ManifestFormat, state: &AppState) -> Res
     Ok(entries)
 }
 
-/// The files of a zip archive that its manifest names.
-struct Unpacked {
-    manifest: Vec<u8>,
-    format: ManifestFormat,
-    files: Vec<(String, Option<Bytes>)>,
-}
-
-impl Unpacked {
-    /// Reads the manifest and the files it names, refusing (per file) any whose size, declared
-    /// or actual, is over `max_image`, and the archive if its files sum to over `max_total`.
-    fn read(archive: &[u8], max_image: usize, max_total: usize) -> Result<Self, ApiError> {
-        let bad = |message: String| ApiError::bad_request("invalid.archive", message);
-        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).map_err(|e| bad(format!("not a zip archive: {e}")))?;
-        let (manifest_name, format) = [("manifest.csv", ManifestFormat::Csv), ("manifest.jsonl", ManifestFormat::JsonLines)]
-            .into_iter()
-            .find(|(name, _)| zip.index_for_name(name).is_some())
-            .ok_or_else(|| bad("the archive has no manifest.csv or manifest.jsonl at its root".into()))?;
-        let manifest = read_entry(&mut zip, manifest_name, max_total)
-            .map_err(|e| bad(format!("{manifest_name}: {e}")))?
-            .ok_or_else(|| too_large("the manifest"))?;
-        let mut files = Vec::new();
-        let mut total = manifest.len();
-        let names = zip
-            .file_names()
-            .map(|name| name.map(|n| n.into_owned()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(format!("unreadable file name: {e}")))?;
-        for name in names {
-            if name == manifest_name || name.ends_with('/') {
-                continue;
-            }
-            let bytes = read_entry(&mut zip, &name, max_image).map_err(|e| bad(format!("{name}: {e}")))?;
-            total += bytes.as_ref().map_or(0, Vec::len);
-            if total > max_total {
-                return Err(too_large("the unpacked archive"));
-            }
-            files.push((name, bytes.map(Bytes::from)));
+/// Runs blocking archive work off the async threads; its errors as 4xx answers.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ArchiveError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?.map_err(|e| match e {
+        ArchiveError::TooManyEntries { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request.too_many_entries", e.to_string())
         }
-        Ok(Self { manifest, format, files })
-    }
+        ArchiveError::Io(io) => ApiError::internal(io),
+        other => ApiError::bad_request("invalid.archive", other.to_string()),
+    })
 }
 
-/// An entry's bytes; `None` if they are over `max` (a zip's declared sizes may lie, so the read
-/// itself is bounded too).
-fn read_entry(zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, name: &str, max: usize) -> Result<Option<Vec<u8>>, String> {
-    let entry = zip.by_name(name).map_err(|e| e.to_string())?;
-    if entry.size() > max as u64 {
-        return Ok(None);
+/// Streams the archive part to a temporary file, at most `max` bytes.
+async fn spool(field: &mut Field<'_>, max: usize) -> Result<NamedTempFile, ApiError> {
+    let spool = NamedTempFile::new().map_err(ApiError::internal)?;
+    let mut file = tokio::fs::File::from_std(spool.reopen().map_err(ApiError::internal)?);
+    let mut written = 0usize;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        written += chunk.len();
+        if written > max {
+            return Err(too_large("the archive"));
+        }
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
     }
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
-    entry.take(max as u64 + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-    Ok((bytes.len() <= max).then_some(bytes))
+    file.flush().await.map_err(ApiError::internal)?;
+    Ok(spool)
+}
+
+/// The largest manifest worth reading: one header line and `max_bulk_entries` lines, each of
+/// which may escape its text (JSON's `\uXXXX` is six bytes for one).
+fn max_manifest_bytes(limits: &IngestSettings) -> usize {
+    let line = 6 * (limits.max_description_bytes + limits.max_external_id_bytes) + 4096;
+    (limits.max_bulk_entries + 1).saturating_mul(line).min(limits.max_bulk_bytes)
+}
+
+/// Reads the manifest part, counting its lines as they arrive: one over `max_bulk_entries`
+/// (and a header) ends the read at once with 413, as does a manifest over its byte bound.
+async fn read_manifest(field: &mut Field<'_>, limits: &IngestSettings) -> Result<Bytes, ApiError> {
+    let max_bytes = max_manifest_bytes(limits);
+    let max_lines = limits.max_bulk_entries + 1;
+    let mut buffer = BytesMut::new();
+    let mut lines = 0usize;
+    let mut line_has_text = false;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if buffer.len() + chunk.len() > max_bytes {
+            return Err(too_large("the manifest"));
+        }
+        for &byte in chunk.iter() {
+            match byte {
+                b'\n' => {
+                    lines += usize::from(line_has_text);
+                    line_has_text = false;
+                }
+                b' ' | b'\t' | b'\r' => {}
+                _ => line_has_text = true,
+            }
+        }
+        if lines + usize::from(line_has_text) > max_lines {
+            return Err(too_many_entries(limits.max_bulk_entries));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
+}
+
+fn too_many_entries(max: usize) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request.too_many_entries", format!("over the limit of {max} entries"))
 }
 
 /// A bulk request in progress: the manifest's entries and their files being staged, a few at
