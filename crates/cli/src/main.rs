@@ -6,6 +6,7 @@ mod device;
 mod dump;
 mod eval;
 mod images;
+mod jobs;
 mod keys;
 mod model_cmd;
 mod score;
@@ -46,6 +47,12 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Operate on the pipeline's jobs (in Postgres, with the services' configuration):
+    /// `easel jobs redrive --competition SLUG` queues a competition's failed submissions again.
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
 }
 
 fn main() -> Result<()> {
@@ -62,5 +69,6 @@ fn main() -> Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Bench { command } => bench::run(command),
         Command::Keys { command } => keys::run(command),
+        Command::Jobs { command } => jobs::run(command),
     }
 }

@@ -193,6 +193,22 @@ pub struct IngestSettings {
 }
 
 impl IngestSettings {
+    /// The largest bulk manifest worth reading: a header line and `max_bulk_entries` lines,
+    /// each of which may escape its text (JSON's `\uXXXX` is six bytes for one).
+    pub fn max_manifest_bytes(&self) -> usize {
+        let line = 6 * (self.max_description_bytes + self.max_external_id_bytes) + 4096;
+        (self.max_bulk_entries + 1).saturating_mul(line).min(self.max_bulk_bytes)
+    }
+
+    /// The memory an ingest pod may hold for uploads at once, in the worst case: every decode
+    /// slot at its peak, and every bulk request with its manifest and the files being staged.
+    pub fn worst_case_upload_bytes(&self) -> u64 {
+        let decodes = self.decode_concurrency as u64 * self.decode_limits().peak_bytes();
+        let bulk = self.bulk_requests as u64
+            * (self.max_manifest_bytes() as u64 + self.bulk_concurrency as u64 * self.max_image_bytes as u64);
+        decodes + bulk
+    }
+
     pub fn sweep_interval(&self) -> Duration {
         Duration::from_secs(self.sweep_interval_seconds)
     }
@@ -478,6 +494,22 @@ mod tests {
 
     fn repo_config() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
+    }
+
+    /// The ingest pod's memory limit in deploy/k8s covers the worst case of the configured
+    /// upload limits, with 256 MiB left for the process itself.
+    #[test]
+    fn the_ingest_pods_memory_holds_its_worst_case_uploads() {
+        let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/k8s/base/ingest.yaml")).unwrap();
+        let limits = manifest.split("limits:").nth(1).expect("a resources.limits block");
+        let memory = limits.lines().find_map(|l| l.trim().strip_prefix("memory:")).expect("a memory limit").trim();
+        let mib: u64 = memory.strip_suffix("Mi").map(|m| m.parse().unwrap()).or_else(|| memory.strip_suffix("Gi").map(|g| g.parse::<u64>().unwrap() * 1024)).expect("Mi or Gi");
+        // production.yaml sets no `ingest` limits of its own: base.yaml's are the production ones.
+        let production = std::fs::read_to_string(repo_config().join("production.yaml")).unwrap();
+        assert!(!production.lines().any(|l| l.starts_with("ingest:")), "check production.yaml's ingest limits here too");
+        let settings = Settings::load_files(Service::Ingest, &repo_config(), Environment::Local).unwrap();
+        let needed = settings.ingest.worst_case_upload_bytes() + 256 * 1024 * 1024;
+        assert!(needed <= mib * 1024 * 1024, "uploads may hold {} MiB, the pod has {mib} MiB", needed >> 20);
     }
 
     /// A config folder holding the repository's `base.yaml` and `local.yaml`, and a

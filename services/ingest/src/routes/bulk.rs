@@ -131,7 +131,7 @@ pub async fn submit_bulk(
             }
             // The manifest and one entry per file it names, plus as many folders.
             let max_entries = 1 + 2 * state.limits.max_bulk_entries as u64;
-            let max_manifest = max_manifest_bytes(&state.limits);
+            let max_manifest = state.limits.max_manifest_bytes();
             let (mut archive, manifest_name, manifest) = blocking(move || {
                 let mut archive = Archive::open(spool, max_entries)?;
                 let (name, manifest) = archive.manifest(max_manifest)?;
@@ -302,17 +302,10 @@ async fn spool(field: &mut Field<'_>, max: usize) -> Result<NamedTempFile, ApiEr
     Ok(spool)
 }
 
-/// The largest manifest worth reading: one header line and `max_bulk_entries` lines, each of
-/// which may escape its text (JSON's `\uXXXX` is six bytes for one).
-fn max_manifest_bytes(limits: &IngestSettings) -> usize {
-    let line = 6 * (limits.max_description_bytes + limits.max_external_id_bytes) + 4096;
-    (limits.max_bulk_entries + 1).saturating_mul(line).min(limits.max_bulk_bytes)
-}
-
 /// Reads the manifest part, counting its lines as they arrive: one over `max_bulk_entries`
 /// (and a header) ends the read at once with 413, as does a manifest over its byte bound.
 async fn read_manifest(field: &mut Field<'_>, limits: &IngestSettings) -> Result<Bytes, ApiError> {
-    let max_bytes = max_manifest_bytes(limits);
+    let max_bytes = limits.max_manifest_bytes();
     let max_lines = limits.max_bulk_entries + 1;
     let mut buffer = BytesMut::new();
     let mut lines = 0usize;
