@@ -190,6 +190,10 @@ pub struct IngestSettings {
     /// Whether this instance consumes `<queue>.dead`, marking each dead-lettered job's
     /// submission failed (off: the dead letters stay in the queue for a person to read).
     pub consume_dead_letters: bool,
+    /// How often the orphan sweep lists the bucket for images no submission refers to.
+    pub orphan_sweep_interval_seconds: u64,
+    /// How old (since last written) an unreferenced image must be before it is deleted.
+    pub orphan_after_seconds: u64,
 }
 
 impl IngestSettings {
@@ -412,6 +416,9 @@ impl Settings {
         }
         if self.ingest.sweep_interval_seconds == 0 {
             return invalid("ingest.sweep_interval_seconds", "must be at least 1");
+        }
+        if self.ingest.orphan_sweep_interval_seconds == 0 {
+            return invalid("ingest.orphan_sweep_interval_seconds", "must be at least 1");
         }
         if self.ingest.stuck_after_seconds == 0 {
             return invalid("ingest.stuck_after_seconds", "must be at least 1");

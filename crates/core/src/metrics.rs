@@ -32,6 +32,8 @@ pub const QUEUE_DEPTH: &str = "easel_queue_depth";
 pub const OUTBOX_DEPTH: &str = "easel_outbox_depth";
 /// Submissions the sweeper found stuck and wrote a job for again.
 pub const SWEPT_TOTAL: &str = "easel_swept_total";
+/// Stored images no submission referred to, deleted by ingest's orphan sweep.
+pub const ORPHANS_DELETED_TOTAL: &str = "easel_orphans_deleted_total";
 /// Messages in the dead-letter queue, as last seen.
 pub const DEAD_LETTER_DEPTH: &str = "easel_dead_letter_depth";
 /// Dead letters consumed by ingest, by `outcome`: `failed` (the submission marked failed),

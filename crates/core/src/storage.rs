@@ -41,15 +41,18 @@ impl StorageError {
     }
 }
 
+/// Where every image lives in the bucket.
+pub const IMAGE_PREFIX: &str = "images/sha256/";
+
 /// The content-addressed key of an image: the same bytes always land on the same object, so a
 /// retried or repeated upload stores nothing new.
 pub fn image_key(sha256_hex: &str) -> String {
-    format!("images/sha256/{}/{sha256_hex}", &sha256_hex[..2.min(sha256_hex.len())])
+    format!("{IMAGE_PREFIX}{}/{sha256_hex}", &sha256_hex[..2.min(sha256_hex.len())])
 }
 
 /// The sha256 an image key names (the inverse of [`image_key`]).
 pub fn sha256_of_key(key: &str) -> Option<&str> {
-    key.strip_prefix("images/sha256/").and_then(|rest| rest.rsplit_once('/')).map(|(_, sha)| sha)
+    key.strip_prefix(IMAGE_PREFIX).and_then(|rest| rest.rsplit_once('/')).map(|(_, sha)| sha)
 }
 
 /// The lower-case hex sha256 of `bytes`.
@@ -143,6 +146,57 @@ impl ImageStore {
             buffer.extend_from_slice(&chunk);
         }
         Ok(buffer.freeze())
+    }
+
+    /// Objects under `prefix` last written before `older_than`, at most `limit` of them
+    /// (listing continues from `after`, a key; `None` starts at the beginning). Returns them and
+    /// the key to continue from, if the listing has more.
+    pub async fn list_older(
+        &self,
+        prefix: &str,
+        older_than: std::time::SystemTime,
+        after: Option<String>,
+        limit: i32,
+    ) -> Result<(Vec<String>, Option<String>), StorageError> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(after)
+            .max_keys(limit)
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("ListObjectsV2", e))?;
+        let objects = page.contents();
+        let next = if page.is_truncated().unwrap_or(false) { objects.last().and_then(|o| o.key().map(str::to_string)) } else { None };
+        let old = objects
+            .iter()
+            .filter(|o| o.last_modified().and_then(|t| std::time::SystemTime::try_from(*t).ok()).is_some_and(|t| t < older_than))
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        Ok((old, next))
+    }
+
+    /// When the object was last written; `None` if it is not there.
+    pub async fn last_modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(head) => Ok(head.last_modified().and_then(|t| std::time::SystemTime::try_from(*t).ok())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(StorageError::unavailable("HeadObject", e)),
+        }
+    }
+
+    /// Deletes an object (deleting one that is not there succeeds).
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| StorageError::unavailable("DeleteObject", e))?;
+        Ok(())
     }
 
     /// Whether the bucket is reachable (readiness).

@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod dead_letters;
 pub mod openapi;
+pub mod orphans;
 pub mod relay;
 pub mod routes;
 pub mod staging;

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::dead_letters::DeadLetters;
 use crate::relay::OutboxRelay;
+use crate::orphans::OrphanSweep;
 use crate::sweeper::Sweeper;
 use crate::routes;
 use crate::state::AppState;
@@ -27,6 +28,7 @@ pub struct Application {
     router: Router,
     relay: OutboxRelay,
     sweeper: Sweeper,
+    orphans: OrphanSweep,
     /// Absent when `ingest.consume_dead_letters` is off.
     dead_letters: Option<DeadLetters>,
     publisher: Arc<Publisher>,
@@ -75,6 +77,12 @@ impl Application {
             settings.ingest.stuck_after(),
             settings.ingest.outbox_batch,
         );
+        let orphans = OrphanSweep {
+            pool: pool.clone(),
+            store: store.clone(),
+            interval: Duration::from_secs(settings.ingest.orphan_sweep_interval_seconds),
+            orphan_after: Duration::from_secs(settings.ingest.orphan_after_seconds),
+        };
         let dead_letters =
             settings.ingest.consume_dead_letters.then(|| DeadLetters::new(pool.clone(), settings.rabbitmq.clone()));
         let relay = OutboxRelay::new(
@@ -94,6 +102,7 @@ impl Application {
             router,
             relay,
             sweeper,
+            orphans,
             dead_letters,
             publisher,
             shutdown_grace: Duration::from_secs(settings.application.shutdown_grace_seconds),
@@ -111,12 +120,16 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_relay, relay_stopped) = watch::channel(false);
         let sweeper = tokio::spawn(self.sweeper.run(relay_stopped.clone()));
+        let orphans = tokio::spawn(self.orphans.run(relay_stopped.clone()));
         let dead_letters = self.dead_letters.map(|d| tokio::spawn(d.run(relay_stopped.clone())));
         let relay = tokio::spawn(self.relay.run(relay_stopped));
         let served = serve(self.listener, self.router, shutdown, self.shutdown_grace, self.limits).await;
         let _ = stop_relay.send(true);
         if let Err(e) = sweeper.await {
             tracing::error!(error = %e, "the sweeper panicked");
+        }
+        if let Err(e) = orphans.await {
+            tracing::error!(error = %e, "the orphan sweep panicked");
         }
         if let Some(task) = dead_letters
             && let Err(e) = task.await

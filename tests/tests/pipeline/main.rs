@@ -12,6 +12,7 @@ mod hostile_text;
 mod idempotency;
 mod lifecycle;
 mod limits;
+mod openapi_fuzz;
 mod recovery;
 mod smoke;
 mod uploads;

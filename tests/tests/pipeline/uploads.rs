@@ -116,3 +116,41 @@ async fn bulk_requests_beyond_the_pods_share_are_turned_away() {
     assert_eq!(app.submit("busy", SubmitForm::painting(&paintings()[1]).external_id("single")).await.status(), 202);
     drop(slow);
 }
+
+/// A bulk request refused after one of its files was stored leaves an object no submission
+/// refers to; the orphan sweep deletes it once it is old enough, and never a referenced one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_of_refused_requests_are_swept() {
+    let app = TestApp::options()
+        .configure(|s| {
+            s.ingest.orphan_sweep_interval_seconds = 1;
+            s.ingest.orphan_after_seconds = 2;
+        })
+        .spawn()
+        .await;
+    assert_eq!(app.create_competition("orphans", None).await.status(), 201);
+    let (kept, dropped) = (&paintings()[2], &paintings()[3]);
+    app.submit_painting("orphans", kept, "kept").await;
+
+    // The manifest names one file; the file is stored, then a part the manifest does not name
+    // refuses the whole request.
+    let manifest = format!("{{\"file\": \"{}\", \"external_id\": \"gone\"}}\n", dropped.file);
+    let form = Form::new()
+        .part("manifest", Part::bytes(manifest.into_bytes()).file_name("manifest.jsonl"))
+        .part("files", Part::bytes(dropped.bytes.clone()).file_name(dropped.file.clone()).mime_str("image/jpeg").unwrap())
+        .part("files", Part::bytes(b"stray".to_vec()).file_name("stray.jpg"));
+    let response = app.http.post(format!("{}/v1/competitions/orphans/bulk", app.ingest_url)).multipart(form).send().await.unwrap();
+    refused(response, 400, "invalid.manifest", "a part the manifest does not name").await;
+    assert_eq!(app.count("SELECT count(*) FROM submissions").await, 1);
+
+    let started = std::time::Instant::now();
+    while app.objects_in_bucket().await > 1 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the orphan was not swept");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    // Past the age limit too, the referenced image stays.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(app.objects_in_bucket().await, 1, "the submitted painting's image is kept");
+    let key: String = sqlx::query_scalar("SELECT image_key FROM submissions").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(key, easel_core::storage::image_key(&easel_core::storage::sha256_hex(&kept.bytes)));
+}

@@ -350,3 +350,13 @@ pub async fn progress(pool: &PgPool, competition_id: Uuid) -> Result<Progress, s
     }
     Ok(progress)
 }
+
+/// Of `keys`, those no submission refers to (orphans: stored by a request that then failed).
+pub async fn unreferenced_image_keys(pool: &PgPool, keys: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT k FROM UNNEST($1::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM submissions s WHERE s.image_key = k)",
+    )
+    .bind(keys)
+    .fetch_all(pool)
+    .await
+}

@@ -47,6 +47,7 @@ enum Format {
     params(("slug" = String, Path, description = "The competition"), ExportParams),
     responses(
         (status = 200, content_type = "text/csv", description = "submission_id, external_id, status, failure_code, model_version, score, overall, originality, color, texture, composition, content, critique, created_at"),
+        (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key may not read this competition", body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -69,6 +70,7 @@ pub async fn export_csv(
     params(("slug" = String, Path, description = "The competition"), ExportParams),
     responses(
         (status = 200, content_type = "application/x-ndjson", description = "One object per submission, with the CSV's columns as fields"),
+        (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key may not read this competition", body = ErrorBody),
         (status = 404, body = ErrorBody),

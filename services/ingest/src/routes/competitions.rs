@@ -44,9 +44,11 @@ pub struct CompetitionCreated {
     request_body = NewCompetition,
     responses(
         (status = 201, body = CompetitionCreated),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key is not `admin`", body = ErrorBody),
         (status = 409, description = "The slug is taken", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Invalid slug, title or weights", body = ErrorBody),
     ),
     security(("bearer" = []))

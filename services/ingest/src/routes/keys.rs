@@ -84,8 +84,10 @@ pub struct KeyList {
     request_body = NewKey,
     responses(
         (status = 201, body = KeyCreated),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key is not `admin`", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "Invalid name, scope or expiry", body = ErrorBody),
     ),
     security(("bearer" = []))
