@@ -4,44 +4,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{easel, run};
-use easel_core::configuration::{Service, Settings};
+use common::postgres::TestDatabase;
+use common::run;
 use easel_core::db;
 use easel_core::db::submissions::NewSubmission;
 use easel_core::domain::{CompetitionSlug, CompetitionTitle};
-use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use uuid::Uuid;
-
-fn repo() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
-/// A fresh, migrated database: its URL and a pool on it.
-async fn fresh_database() -> (String, PgPool) {
-    let settings = Settings::load_from(Service::Ingest, &repo().join("config")).expect("config/");
-    let admin = db::pool(&settings.database).unwrap();
-    let name = format!("easel_cli_jobs_{}", Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await.expect("Postgres (scripts/deps-up.sh)");
-    admin.close().await;
-    let base = settings.database.url.expose_secret().split('?').next().unwrap().rsplit_once('/').unwrap().0.to_string();
-    let url = format!("{base}/{name}");
-    let mut database = settings.database.clone();
-    database.url = SecretString::from(url.clone());
-    let pool = db::pool(&database).unwrap();
-    db::migrate(&pool).await.unwrap();
-    (url, pool)
-}
-
-async fn drop_database(url: &str) {
-    let name = url.rsplit_once('/').unwrap().1;
-    let admin = db::pool(&Settings::load_from(Service::Ingest, &repo().join("config")).unwrap().database).unwrap();
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&admin).await;
-    admin.close().await;
-}
 
 /// A competition with `n` submissions whose jobs the relay has already published.
 async fn competition_with(pool: &PgPool, slug: &str, n: usize) -> Vec<Uuid> {
@@ -76,17 +45,13 @@ async fn fail(pool: &PgPool, id: Uuid) {
         .unwrap();
 }
 
-fn jobs(database_url: &str) -> Command {
-    let mut cmd = easel();
-    cmd.env("APP_CONFIG_DIR", repo().join("config")).env("APP_DATABASE__URL", database_url).arg("jobs");
-    cmd
-}
-
 #[test]
 fn redrive_queues_a_competitions_failed_submissions_with_their_jobs() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _context = runtime.enter();
-    let (url, pool) = runtime.block_on(fresh_database());
+    let database = runtime.block_on(TestDatabase::create("easel_cli_jobs"));
+    let pool = database.pool.clone();
+    let jobs = || database.easel("jobs");
     let ids = runtime.block_on(competition_with(&pool, "salon", 3));
     let other = runtime.block_on(competition_with(&pool, "other-salon", 1));
     runtime.block_on(async {
@@ -96,12 +61,12 @@ fn redrive_queues_a_competitions_failed_submissions_with_their_jobs() {
     });
     let count = |sql: &str| -> i64 { runtime.block_on(sqlx::query_scalar(sql).fetch_one(&pool)).unwrap() };
 
-    let dry = run(jobs(&url).args(["redrive", "--competition", "salon", "--dry-run"]));
+    let dry = run(jobs().args(["redrive", "--competition", "salon", "--dry-run"]));
     assert_eq!(String::from_utf8(dry.stdout).unwrap().trim(), "2");
     assert_eq!(count("SELECT count(*) FROM submissions WHERE status = 'failed'"), 3, "a dry run changes nothing");
     assert_eq!(count("SELECT count(*) FROM outbox"), 0);
 
-    let out = run(jobs(&url).args(["redrive", "--competition", "salon"]));
+    let out = run(jobs().args(["redrive", "--competition", "salon"]));
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "2");
     let (queued, attempts, failures): (i64, i64, i64) = runtime
         .block_on(
@@ -123,10 +88,9 @@ fn redrive_queues_a_competitions_failed_submissions_with_their_jobs() {
     assert_eq!(count("SELECT count(*) FROM submissions WHERE status = 'failed'"), 1, "another competition is not touched");
 
     // Nothing left to redrive; an unknown competition or a bad slug is an error.
-    assert_eq!(String::from_utf8(run(jobs(&url).args(["redrive", "--competition", "salon"])).stdout).unwrap().trim(), "0");
-    assert!(!jobs(&url).args(["redrive", "--competition", "nope-nope"]).output().unwrap().status.success());
-    assert!(!jobs(&url).args(["redrive", "--competition", "Bad Slug"]).output().unwrap().status.success());
+    assert_eq!(String::from_utf8(run(jobs().args(["redrive", "--competition", "salon"])).stdout).unwrap().trim(), "0");
+    assert!(!jobs().args(["redrive", "--competition", "nope-nope"]).output().unwrap().status.success());
+    assert!(!jobs().args(["redrive", "--competition", "Bad Slug"]).output().unwrap().status.success());
 
-    runtime.block_on(pool.close());
-    runtime.block_on(drop_database(&url));
+    runtime.block_on(database.drop());
 }

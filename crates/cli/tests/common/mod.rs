@@ -1,5 +1,7 @@
 //! Running the `easel` binary from integration tests.
 
+pub mod postgres;
+
 use std::process::{Command, Output};
 
 pub fn easel() -> Command {
