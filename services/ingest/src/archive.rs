@@ -8,6 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 use tempfile::NamedTempFile;
 use zip::ZipArchive;
 
+use crate::spool::Spooled;
+
 /// Why an archive was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -70,6 +72,16 @@ impl Archive {
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         entry.take(max as u64 + 1).read_to_end(&mut bytes).map_err(|e| entry_error(e.to_string()))?;
         Ok((bytes.len() <= max).then_some(bytes))
+    }
+
+    /// An entry decompressed to a temporary file; `None` if it is over `max`.
+    pub fn extract(&mut self, name: &str, max: usize) -> Result<Option<Spooled>, ArchiveError> {
+        let entry_error = |message: String| ArchiveError::Entry { name: name.to_string(), message };
+        let entry = self.zip.by_name(name).map_err(|e| entry_error(e.to_string()))?;
+        if entry.size() > max as u64 {
+            return Ok(None);
+        }
+        Spooled::from_reader_blocking(entry, max).map_err(|e| entry_error(e.to_string()))
     }
 
     /// The manifest at the root: its name and bytes (at most `max`; `Ok(None)` if over).

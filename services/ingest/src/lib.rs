@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod orphans;
 pub mod relay;
 pub mod routes;
+pub mod spool;
 pub mod staging;
 pub mod sweeper;
 pub mod startup;

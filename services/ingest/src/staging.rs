@@ -1,7 +1,6 @@
 //! From uploaded bytes to a stored image ready for its row: checked before anything is stored.
 
 use axum::http::StatusCode;
-use bytes::Bytes;
 use easel_core::db::submissions::NewSubmission;
 use easel_core::domain::{Description, ExternalId};
 use easel_core::http::ApiError;
@@ -10,12 +9,14 @@ use easel_core::storage::{StorageError, image_key, sha256_hex};
 use easel_imaging::{DecodeError, DecodeLimits, format_name, mime_type, sniff};
 use uuid::Uuid;
 
+use crate::spool::Spooled;
 use crate::state::AppState;
 
 /// One painting as a client sent it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Upload {
-    pub bytes: Bytes,
+    /// On disk until a decode slot is free.
+    pub image: Spooled,
     /// The part's `Content-Type`, if the client gave one.
     pub declared_type: Option<String>,
     pub external_id: Option<ExternalId>,
@@ -35,28 +36,27 @@ struct CheckedImage {
 /// any pixel is allocated, a full decode to catch truncation), then stores it under its
 /// sha256. Nothing is stored for an image that fails.
 pub async fn stage(state: &AppState, competition_id: Uuid, upload: Upload) -> Result<NewSubmission, ApiError> {
-    let bytes = upload.bytes.clone();
     let limits = state.decode_limits.clone();
     let declared = upload.declared_type.clone();
-    // Decoding holds up to `DecodeLimits::peak_bytes`: a pod decodes only so many at once.
+    // The image is in memory only within a decode slot, and a decode holds up to
+    // `DecodeLimits::peak_bytes`: a pod decodes only so many at once.
     let slot = state.decode_slots.acquire().await.map_err(ApiError::internal)?;
+    let bytes = upload.image.read().await?;
+    let image = bytes.clone();
     let checked = Stage::Validate
-        .run_blocking(1, move || check_image(&bytes, declared.as_deref(), &limits))
+        .run_blocking(1, move || check_image(&image, declared.as_deref(), &limits))
         .await
         .map_err(ApiError::internal)??;
-    drop(slot);
     let key = image_key(&checked.sha256);
-    Stage::Store
-        .time(1, state.store.put(&key, upload.bytes.clone(), checked.mime))
-        .await
-        .map_err(storage_error)?;
+    Stage::Store.time(1, state.store.put(&key, bytes, checked.mime)).await.map_err(storage_error)?;
+    drop(slot);
     Ok(NewSubmission {
         competition_id,
         external_id: upload.external_id,
         image_key: key,
         image_sha256: checked.sha256,
         image_format: checked.format.to_string(),
-        image_bytes: upload.bytes.len() as i64,
+        image_bytes: upload.image.len as i64,
         width: checked.width as i32,
         height: checked.height as i32,
         description: upload.description,

@@ -12,8 +12,6 @@ use axum::http::StatusCode;
 use axum::extract::multipart::Field;
 use bytes::{Bytes, BytesMut};
 use easel_core::configuration::IngestSettings;
-use tempfile::NamedTempFile;
-use tokio::io::AsyncWriteExt;
 use easel_core::auth::Caller;
 use easel_core::db::submissions::{self, NewSubmission};
 use easel_core::domain::{Description, ExternalId, SubmissionStatus};
@@ -24,8 +22,9 @@ use tokio::task::JoinSet;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{competition_to_submit, duplicate_field, multipart_error, multipart_rejection, read_limited};
+use super::{competition_to_submit, duplicate_field, multipart_error, multipart_rejection};
 use crate::archive::{Archive, ArchiveError};
+use crate::spool::{Spooled, spool};
 use crate::staging::{Upload, stage, too_many_bytes};
 use crate::state::AppState;
 
@@ -118,13 +117,13 @@ pub async fn submit_bulk(
                     .map(str::to_string)
                     .ok_or_else(|| ApiError::bad_request("invalid.multipart", "a `files` part has no filename"))?;
                 let declared_type = field.content_type().map(str::to_string);
-                let bytes = read_limited(&mut field, state.limits.max_image_bytes).await?;
-                batch.add_file(&file, bytes, declared_type).await?;
+                let image = spool(&mut field, state.limits.max_image_bytes).await?;
+                batch.add_file(&file, image, declared_type).await?;
             }
             batch
         }
         "archive" => {
-            let spool = spool(&mut field, state.limits.max_bulk_bytes).await?;
+            let archive = spool(&mut field, state.limits.max_bulk_bytes).await?.ok_or_else(|| too_large("the archive"))?;
             drop(field);
             if multipart.next_field().await.map_err(multipart_error)?.is_some() {
                 return Err(ApiError::bad_request("invalid.multipart", "send the archive alone"));
@@ -133,7 +132,7 @@ pub async fn submit_bulk(
             let max_entries = 1 + 2 * state.limits.max_bulk_entries as u64;
             let max_manifest = state.limits.max_manifest_bytes();
             let (mut archive, manifest_name, manifest) = blocking(move || {
-                let mut archive = Archive::open(spool, max_entries)?;
+                let mut archive = Archive::open(archive.into_file(), max_entries)?;
                 let (name, manifest) = archive.manifest(max_manifest)?;
                 Ok((archive, name, manifest))
             })
@@ -150,13 +149,13 @@ pub async fn submit_bulk(
             let max_image = state.limits.max_image_bytes;
             for file in named {
                 let name = file.clone();
-                let (back, bytes) = blocking(move || {
-                    let bytes = archive.read(&name, max_image)?;
-                    Ok((archive, bytes))
+                let (back, image) = blocking(move || {
+                    let image = archive.extract(&name, max_image)?;
+                    Ok((archive, image))
                 })
                 .await?;
                 archive = back;
-                batch.add_file(&file, bytes.map(Bytes::from), None).await?;
+                batch.add_file(&file, image, None).await?;
             }
             batch
         }
@@ -286,22 +285,6 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, ArchiveErr
     })
 }
 
-/// Streams the archive part to a temporary file, at most `max` bytes.
-async fn spool(field: &mut Field<'_>, max: usize) -> Result<NamedTempFile, ApiError> {
-    let spool = NamedTempFile::new().map_err(ApiError::internal)?;
-    let mut file = tokio::fs::File::from_std(spool.reopen().map_err(ApiError::internal)?);
-    let mut written = 0usize;
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-        written += chunk.len();
-        if written > max {
-            return Err(too_large("the archive"));
-        }
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
-    }
-    file.flush().await.map_err(ApiError::internal)?;
-    Ok(spool)
-}
-
 /// Reads the manifest part, counting its lines as they arrive: one over `max_bulk_entries`
 /// (and a header) ends the read at once with 413, as does a manifest over its byte bound.
 async fn read_manifest(field: &mut Field<'_>, limits: &IngestSettings) -> Result<Bytes, ApiError> {
@@ -363,7 +346,7 @@ impl<'a> Batch<'a> {
     }
 
     /// Starts staging `file` (`None`: over the size limit), waiting first if enough are running.
-    async fn add_file(&mut self, file: &str, bytes: Option<Bytes>, declared_type: Option<String>) -> Result<(), ApiError> {
+    async fn add_file(&mut self, file: &str, image: Option<Spooled>, declared_type: Option<String>) -> Result<(), ApiError> {
         let i = *self.index.get(file).ok_or_else(|| {
             ApiError::bad_request("invalid.manifest", format!("the file {file:?} is not in the manifest"))
         })?;
@@ -374,7 +357,7 @@ impl<'a> Batch<'a> {
             self.slots[i] = Slot::Staged(Err(problem));
             return Ok(());
         }
-        let Some(bytes) = bytes else {
+        let Some(image) = image else {
             self.slots[i] = Slot::Staged(Err(too_many_bytes(self.state.limits.max_image_bytes)));
             return Ok(());
         };
@@ -382,7 +365,7 @@ impl<'a> Batch<'a> {
             self.collect_one().await?;
         }
         let entry = &self.entries[i];
-        let upload = Upload { bytes, declared_type, external_id: entry.external_id.clone(), description: entry.description.clone() };
+        let upload = Upload { image, declared_type, external_id: entry.external_id.clone(), description: entry.description.clone() };
         let (state, competition_id) = (self.state.clone(), self.competition_id);
         self.slots[i] = Slot::Staging;
         self.running.spawn(async move { (i, stage(&state, competition_id, upload).await) });

@@ -45,7 +45,7 @@ fn multipart_rejection(rejection: MultipartRejection) -> ApiError {
     ApiError::new(rejection.status(), "invalid.multipart", rejection.body_text())
 }
 
-fn multipart_error(error: MultipartError) -> ApiError {
+pub(crate) fn multipart_error(error: MultipartError) -> ApiError {
     let status = error.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(status, "request.too_large", "the request body is over the size limit")

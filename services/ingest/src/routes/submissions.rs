@@ -12,9 +12,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    competition_to_submit, duplicate_field, missing_field, multipart_rejection, multipart_error, read_limited, read_text,
+    competition_to_submit, duplicate_field, missing_field, multipart_rejection, multipart_error, read_text,
     unknown_field, utf8,
 };
+use crate::spool::spool;
 use crate::staging::{Upload, stage, too_many_bytes};
 use crate::state::AppState;
 
@@ -98,7 +99,7 @@ async fn accept(
             "image" if image.is_some() => return Err(duplicate_field(&name)),
             "image" => {
                 declared_type = field.content_type().map(str::to_string);
-                image = Some(read_limited(&mut field, limits.max_image_bytes).await?.ok_or_else(|| too_many_bytes(limits.max_image_bytes))?);
+                image = Some(spool(&mut field, limits.max_image_bytes).await?.ok_or_else(|| too_many_bytes(limits.max_image_bytes))?);
             }
             "description" if description.is_some() => return Err(duplicate_field(&name)),
             "description" => {
@@ -116,15 +117,14 @@ async fn accept(
     let image = image.ok_or_else(|| missing_field("image"))?;
 
     if let Some(external_id) = &external_id {
-        let sha256 = easel_core::storage::sha256_hex(&image);
-        if let Some(existing) = submissions::find_by_external_id(&state.pool, competition.id, external_id, &sha256)
+        if let Some(existing) = submissions::find_by_external_id(&state.pool, competition.id, external_id, &image.sha256)
             .await
             .map_err(ApiError::database)?
         {
             return answer(existing);
         }
     }
-    let upload = Upload { bytes: image, declared_type, external_id, description };
+    let upload = Upload { image, declared_type, external_id, description };
     let staged = stage(state, competition.id, upload).await?;
     let inserted = Stage::Insert
         .time(1, submissions::insert_with_jobs(&state.pool, std::slice::from_ref(&staged)))
