@@ -205,12 +205,12 @@ impl IngestSettings {
     }
 
     /// The memory an ingest pod may hold for uploads at once, in the worst case: every decode
-    /// slot at its peak, and every bulk request with its manifest and the files being staged.
+    /// slot at its peak (an image is in memory only inside one; uploads wait on disk), and
+    /// every bulk request with its manifest.
     pub fn worst_case_upload_bytes(&self) -> u64 {
         let decodes = self.decode_concurrency as u64 * self.decode_limits().peak_bytes();
-        let bulk = self.bulk_requests as u64
-            * (self.max_manifest_bytes() as u64 + self.bulk_concurrency as u64 * self.max_image_bytes as u64);
-        decodes + bulk
+        let manifests = self.bulk_requests as u64 * self.max_manifest_bytes() as u64;
+        decodes + manifests
     }
 
     pub fn sweep_interval(&self) -> Duration {
