@@ -4,6 +4,7 @@
 //! killed or stopped. Everything is driven from outside: HTTP, the queue, SQL, S3.
 
 pub mod bench;
+pub mod chaos;
 pub mod paintings;
 pub mod proxy;
 
