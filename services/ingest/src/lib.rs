@@ -8,6 +8,7 @@ pub mod archive;
 pub mod dead_letters;
 pub mod openapi;
 pub mod orphans;
+pub mod periodic;
 pub mod relay;
 pub mod routes;
 pub mod spool;

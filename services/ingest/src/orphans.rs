@@ -33,20 +33,15 @@ enum SweepError {
 
 impl OrphanSweep {
     /// Sweeps every `interval` until `stop` turns true.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        crate::periodic::every(self.interval, stop, || async {
             match self.sweep().await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "deleted images no submission refers to"),
                 Err(e) => tracing::warn!(error = %e, "cannot sweep for orphaned images"),
             }
-        }
+        })
+        .await;
     }
 
     /// One pass over the bucket; how many objects it deleted.

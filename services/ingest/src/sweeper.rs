@@ -28,18 +28,13 @@ impl Sweeper {
     }
 
     /// Sweeps every `interval` until `stop` turns true.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        crate::periodic::every(self.interval, stop, || async {
             if let Err(e) = self.sweep().await {
                 tracing::warn!(error = %e, "cannot sweep for stuck submissions");
             }
-        }
+        })
+        .await;
     }
 
     /// Sweeps until no stuck submission is left (in batches of `ingest.outbox_batch`).

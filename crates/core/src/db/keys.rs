@@ -6,15 +6,17 @@ use uuid::Uuid;
 
 use crate::auth::{Scopes, TokenHash};
 
-/// A key as listed (never its token or hash).
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A key as listed (never its token or hash): also the API's view of it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: Uuid,
     pub name: String,
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// To the minute.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The key that made it (null: made with `easel keys create`).
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }

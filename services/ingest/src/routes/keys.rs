@@ -43,38 +43,9 @@ pub struct KeyCreated {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct KeyView {
-    pub id: Uuid,
-    pub name: String,
-    pub scopes: Vec<String>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// To the minute.
-    pub last_used_at: Option<DateTime<Utc>>,
-    /// The key that made it (null: made with `easel keys create`).
-    pub created_by: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<ApiKey> for KeyView {
-    fn from(k: ApiKey) -> Self {
-        Self {
-            id: k.id,
-            name: k.name,
-            scopes: k.scopes,
-            expires_at: k.expires_at,
-            revoked_at: k.revoked_at,
-            last_used_at: k.last_used_at,
-            created_by: k.created_by,
-            created_at: k.created_at,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct KeyList {
     /// Newest first.
-    pub items: Vec<KeyView>,
+    pub items: Vec<ApiKey>,
 }
 
 /// Makes an API key.
@@ -136,7 +107,7 @@ pub async fn create(
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<KeyList>, ApiError> {
     caller.require_admin()?;
     let keys = keys::list(&state.pool, LIST_LIMIT).await.map_err(ApiError::database)?;
-    Ok(Json(KeyList { items: keys.into_iter().map(KeyView::from).collect() }))
+    Ok(Json(KeyList { items: keys }))
 }
 
 /// Revokes an API key at once (revoking twice is harmless).
@@ -145,7 +116,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     path = "/v1/keys/{id}",
     params(("id" = Uuid, Path, description = "The key's id")),
     responses(
-        (status = 200, body = KeyView),
+        (status = 200, body = ApiKey),
         (status = 400, description = "Not a UUID", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key is not `admin`", body = ErrorBody),
@@ -157,7 +128,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<ApiPath<Uuid>, ApiError>,
-) -> Result<Json<KeyView>, ApiError> {
+) -> Result<Json<ApiKey>, ApiError> {
     let admin = caller.require_admin()?;
     let ApiPath(id) = id?;
     let key = keys::revoke(&state.pool, id)
@@ -165,5 +136,5 @@ pub async fn revoke(
         .map_err(ApiError::database)?
         .ok_or_else(|| ApiError::not_found("key.not_found", format!("there is no key {id}")))?;
     tracing::info!(key = %key.id, by = %admin.id, "API key revoked");
-    Ok(Json(key.into()))
+    Ok(Json(key))
 }
