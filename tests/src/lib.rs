@@ -150,7 +150,8 @@ fn init_tracing(settings: &Settings) {
 /// Settings as the services would load them here (config/ and `APP_*`), before a test's own
 /// resources are filled in.
 pub fn base_settings() -> Settings {
-    Settings::load_from(Service::Ingest, &repo_root().join("config")).expect("loading config/ for the tests")
+    // The worker reads every section, so its settings are the whole configuration.
+    Settings::load_from(Service::Worker, &repo_root().join("config")).expect("loading config/ for the tests")
 }
 
 impl TestApp {

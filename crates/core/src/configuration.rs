@@ -29,6 +29,16 @@ impl Service {
         }
     }
 
+    /// The settings sections this service never reads: they are taken from `base.yaml` alone,
+    /// and not validated, when it loads its settings.
+    pub fn unused_sections(self) -> &'static [&'static str] {
+        match self {
+            Service::Ingest => &["worker"],
+            Service::Api => &["rabbitmq", "s3", "ingest", "worker"],
+            Service::Worker => &[],
+        }
+    }
+
     pub fn default_port(self) -> u16 {
         match self {
             Service::Ingest => 8080,
@@ -378,8 +388,23 @@ impl Settings {
                     .try_parsing(true),
             );
         }
-        let settings: Settings =
-            builder.build().and_then(|c| c.try_deserialize()).map_err(load_error)?;
+        let layered = builder.build().map_err(load_error)?;
+        // A section this service does not use comes from base.yaml alone, so that a bad
+        // `worker.*` value (or one of the wrong type) cannot stop the api.
+        let settings: Settings = if service.unused_sections().is_empty() {
+            layered.try_deserialize().map_err(load_error)?
+        } else {
+            let base = config::Config::builder()
+                .add_source(config::File::from(dir.join("base.yaml")).required(true))
+                .build()
+                .map_err(load_error)?;
+            let mut own = config::Config::builder().add_source(layered);
+            for section in service.unused_sections() {
+                let defaults = base.get::<config::Value>(section).map_err(load_error)?;
+                own = own.set_override(*section, defaults).map_err(load_error)?;
+            }
+            own.build().and_then(|c| c.try_deserialize()).map_err(load_error)?
+        };
         settings.validate(service, environment)?;
         Ok(settings)
     }
@@ -387,41 +412,36 @@ impl Settings {
     fn validate(&self, service: Service, environment: Environment) -> Result<(), ConfigurationError> {
         let invalid = |key, message: &str| Err(ConfigurationError::Invalid { key, message: message.to_string() });
         self.database.connect_options()?;
-        if self.worker.batch_size == 0 {
-            return invalid("worker.batch_size", "must be at least 1");
-        }
-        if self.worker.max_attempts == 0 {
-            return invalid("worker.max_attempts", "must be at least 1");
-        }
-        if self.worker.decode_concurrency == 0 {
-            return invalid("worker.decode_concurrency", "must be at least 1");
-        }
-        if self.rabbitmq.queue.is_empty() {
+        let uses = |section: &str| !service.unused_sections().contains(&section);
+        if uses("rabbitmq") && self.rabbitmq.queue.is_empty() {
             return invalid("rabbitmq.queue", "must not be empty");
         }
-        if self.ingest.decode_concurrency == 0 {
-            return invalid("ingest.decode_concurrency", "must be at least 1");
+        if uses("worker") {
+            for (key, value) in [
+                ("worker.batch_size", self.worker.batch_size as u64),
+                ("worker.max_attempts", u64::from(self.worker.max_attempts)),
+                ("worker.decode_concurrency", self.worker.decode_concurrency as u64),
+                ("worker.drain_deadline_seconds", self.worker.drain_deadline_seconds),
+            ] {
+                if value == 0 {
+                    return invalid(key, "must be at least 1");
+                }
+            }
         }
-        if self.ingest.bulk_requests == 0 {
-            return invalid("ingest.bulk_requests", "must be at least 1");
-        }
-        if self.ingest.bulk_concurrency == 0 {
-            return invalid("ingest.bulk_concurrency", "must be at least 1");
-        }
-        if self.ingest.outbox_batch < 1 {
-            return invalid("ingest.outbox_batch", "must be at least 1");
-        }
-        if self.worker.drain_deadline_seconds == 0 {
-            return invalid("worker.drain_deadline_seconds", "must be at least 1");
-        }
-        if self.ingest.sweep_interval_seconds == 0 {
-            return invalid("ingest.sweep_interval_seconds", "must be at least 1");
-        }
-        if self.ingest.orphan_sweep_interval_seconds == 0 {
-            return invalid("ingest.orphan_sweep_interval_seconds", "must be at least 1");
-        }
-        if self.ingest.stuck_after_seconds == 0 {
-            return invalid("ingest.stuck_after_seconds", "must be at least 1");
+        if uses("ingest") {
+            for (key, value) in [
+                ("ingest.decode_concurrency", self.ingest.decode_concurrency as u64),
+                ("ingest.bulk_requests", self.ingest.bulk_requests as u64),
+                ("ingest.bulk_concurrency", self.ingest.bulk_concurrency as u64),
+                ("ingest.outbox_batch", self.ingest.outbox_batch.max(0) as u64),
+                ("ingest.sweep_interval_seconds", self.ingest.sweep_interval_seconds),
+                ("ingest.orphan_sweep_interval_seconds", self.ingest.orphan_sweep_interval_seconds),
+                ("ingest.stuck_after_seconds", self.ingest.stuck_after_seconds),
+            ] {
+                if value == 0 {
+                    return invalid(key, "must be at least 1");
+                }
+            }
         }
         if environment == Environment::Production {
             self.refuse_sample_credentials(service)?;
@@ -645,6 +665,24 @@ mod tests {
         assert!(dir.load(Service::Worker, Environment::Production).unwrap().worker.drain_token().is_none());
         let dir = production(&[("worker", "  drain_deadline_seconds: 0")]);
         assert_eq!(refused_key(dir.load(Service::Worker, Environment::Production)), "worker.drain_deadline_seconds");
+    }
+
+    /// Each service loads and checks only its own sections: a bad worker value, even of the
+    /// wrong type, stops the worker and neither ingest nor the api; a bad ingest value stops
+    /// ingest (and the worker, which applies ingest's image limits), not the api.
+    #[test]
+    fn a_bad_value_stops_only_the_services_that_read_it() {
+        let token = "  drain_token: a-long-random-drain-token\n";
+        for worker in ["  batch_size: 0", "  batch_size: many", "  device: quantum"] {
+            let dir = production(&[("worker", &format!("{token}{worker}"))]);
+            assert!(dir.load(Service::Worker, Environment::Production).is_err(), "{worker}");
+            let api = dir.load(Service::Api, Environment::Production).unwrap_or_else(|e| panic!("api with {worker}: {e}"));
+            assert_eq!(api.worker.batch_size, 8, "the api sees base.yaml's worker section");
+            dir.load(Service::Ingest, Environment::Production).unwrap_or_else(|e| panic!("ingest with {worker}: {e}"));
+        }
+        let dir = production(&[("ingest", "  bulk_requests: 0")]);
+        assert_eq!(refused_key(dir.load(Service::Ingest, Environment::Production)), "ingest.bulk_requests");
+        dir.load(Service::Api, Environment::Production).unwrap();
     }
 
     #[test]
