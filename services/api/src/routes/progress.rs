@@ -26,6 +26,7 @@ pub struct ProgressView {
     params(("slug" = String, Path, description = "The competition")),
     responses(
         (status = 200, body = ProgressView),
+        (status = 400, description = "The slug is not UTF-8", body = ErrorBody),
         (status = 401, description = "No valid API key (and the results are not public)", body = ErrorBody),
         (status = 403, description = "The key may not read this competition", body = ErrorBody),
         (status = 404, body = ErrorBody),
