@@ -27,7 +27,7 @@ fn build(entries: &BTreeMap<String, (Vec<u8>, bool)>, comment: &str) -> Vec<u8> 
         zip.start_file(name.as_str(), SimpleFileOptions::default().compression_method(method)).expect("an entry");
         zip.write_all(content).expect("writing an entry");
     }
-    zip.set_comment(comment);
+    zip.set_comment(comment).expect("a comment");
     zip.finish().expect("closing the zip").into_inner()
 }
 
