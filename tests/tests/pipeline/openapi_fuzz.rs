@@ -196,14 +196,6 @@ enum Body {
 }
 
 impl Body {
-    fn len(&self) -> usize {
-        match self {
-            Body::None => 0,
-            Body::Raw { bytes, .. } => bytes.len(),
-            Body::Multipart(parts) => parts.iter().map(|p| p.bytes.len()).sum(),
-        }
-    }
-
     fn is_empty(&self) -> bool {
         match self {
             Body::None => true,
