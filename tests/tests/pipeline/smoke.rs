@@ -11,7 +11,7 @@ async fn a_painting_goes_through() {
     let id = app.submit_painting("smoke", painting, "e-1").await;
     app.start_worker().await;
     app.wait_until_settled(1, Duration::from_secs(60)).await;
-    let body: serde_json::Value = reqwest::get(format!("{}/v1/submissions/{id}", app.api_url)).await.unwrap().json().await.unwrap();
+    let body: serde_json::Value = app.http.get(format!("{}/v1/submissions/{id}", app.api_url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(body["status"], "done", "{body}");
 }
 
