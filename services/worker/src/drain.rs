@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use easel_core::Settings;
+use easel_core::auth::bearer_token;
 use easel_core::configuration::WorkerSettings;
 use easel_core::http::ApiError;
 use secrecy::ExposeSecret;
@@ -77,12 +78,7 @@ impl Drain {
         let Some(expected) = &self.token else {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "drain.disabled", "worker.drain_token is not set: /drain is disabled"));
         };
-        let presented = headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
+        let presented = headers.get(AUTHORIZATION).and_then(bearer_token);
         // Digests of the same length, compared in constant time: the answer's timing says
         // nothing about how much of a guess was right.
         if presented.is_some_and(|token| bool::from(digest(token).ct_eq(expected))) {

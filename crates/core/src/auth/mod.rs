@@ -52,7 +52,7 @@ impl Caller {
     pub fn key(&self) -> Result<&KeyCaller, ApiError> {
         match self {
             Caller::Key(key) => Ok(key),
-            Caller::Anonymous => Err(unauthorized("auth.required", "this endpoint needs an API key: `Authorization: Bearer <token>`")),
+            Caller::Anonymous => Err(key_required()),
         }
     }
 
@@ -122,7 +122,7 @@ pub async fn competition(
         {
             return Ok((competition, Visibility::Public));
         }
-        return Err(caller.key().err().unwrap_or_else(|| ApiError::internal("anonymous caller has a key")));
+        return Err(key_required());
     }
     caller.require(slug, access)?;
     let parsed = CompetitionSlug::parse(slug).map_err(|_| competition_not_found(slug))?;
@@ -134,6 +134,11 @@ pub async fn competition(
 /// The 404 for a competition that does not exist, or that the caller may not know of.
 pub fn competition_not_found(slug: &str) -> ApiError {
     ApiError::not_found("competition.not_found", format!("there is no competition {slug:?}"))
+}
+
+/// The 401 for a call without a key.
+fn key_required() -> ApiError {
+    unauthorized("auth.required", "this endpoint needs an API key: `Authorization: Bearer <token>`")
 }
 
 fn unauthorized(code: &str, message: &str) -> ApiError {
@@ -194,18 +199,24 @@ pub async fn authenticate(State(auth): State<Authenticator>, mut request: Reques
     next.run(request).await
 }
 
-async fn resolve(pool: &PgPool, header: Option<axum::http::HeaderValue>) -> Result<Caller, ApiError> {
-    let Some(header) = header else {
-        return Ok(Caller::Anonymous);
-    };
-    let invalid = || unauthorized("auth.invalid_key", "the API key is not valid (unknown, revoked, expired or malformed)");
-    let presented = header
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case); `None` for
+/// any other header value.
+pub fn bearer_token(header: &axum::http::HeaderValue) -> Option<&str> {
+    header
         .to_str()
         .ok()
         .and_then(|value| value.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
-        .ok_or_else(|| unauthorized("auth.invalid_header", "send `Authorization: Bearer <token>`"))?;
+}
+
+async fn resolve(pool: &PgPool, header: Option<axum::http::HeaderValue>) -> Result<Caller, ApiError> {
+    let Some(header) = header else {
+        return Ok(Caller::Anonymous);
+    };
+    let invalid = || unauthorized("auth.invalid_key", "the API key is not valid (unknown, revoked, expired or malformed)");
+    let presented =
+        bearer_token(&header).ok_or_else(|| unauthorized("auth.invalid_header", "send `Authorization: Bearer <token>`"))?;
     let hash = token::parse(presented).ok_or_else(invalid)?;
     let key = db::keys::find_active(pool, &hash).await.map_err(ApiError::database)?.ok_or_else(invalid)?;
     if !hash.matches(&key.token_sha256) {
