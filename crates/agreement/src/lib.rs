@@ -16,6 +16,28 @@
 //! go straight into JSON and onto a page. The crate is pure computation: no database, no HTTP.
 //! Its results are checked against scipy, scikit-learn and pingouin by `tests/reference.rs`
 //! (fixture made by `scripts/reference/jury_stats.py`).
+//!
+//! ```
+//! use easel_agreement::round::{agreement, AgreementOptions, Entry, Juror, JurorScore, RoundData, Scale};
+//! use uuid::Uuid;
+//!
+//! let entries: Vec<Entry> =
+//!     [12.0, 40.0, 55.0, 71.0, 90.0].iter().map(|&m| Entry { id: Uuid::new_v4(), model: Some(m) }).collect();
+//! let jurors = vec![Juror { id: Uuid::new_v4(), name: "Ada".into() }, Juror { id: Uuid::new_v4(), name: "Bea".into() }];
+//! let mut scores = Vec::new();
+//! for (entry, (a, b)) in entries.iter().zip([(2.0, 3.0), (4.0, 6.0), (6.0, 6.0), (7.0, 9.0), (9.0, 10.0)]) {
+//!     scores.push(JurorScore { entry: entry.id, juror: jurors[0].id, score: a });
+//!     scores.push(JurorScore { entry: entry.id, juror: jurors[1].id, score: b });
+//! }
+//! let round = RoundData { scale: Scale { min: 1, max: 10 }, entries, jurors, scores };
+//!
+//! let report = agreement(&round, &AgreementOptions::default());
+//! assert_eq!(report.n, 5);
+//! assert!(report.model_vs_panel.spearman.unwrap() > 0.99);
+//! // Every figure could be computed here; a missing one would be null, explained under its name.
+//! assert!(report.reasons.is_empty(), "{:?}", report.reasons);
+//! # println!("{}", serde_json::to_string_pretty(&report).unwrap());
+//! ```
 
 pub mod round;
 pub mod stats;

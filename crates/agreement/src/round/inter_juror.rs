@@ -21,9 +21,10 @@ pub struct InterJuror {
 /// ICC over the complete cases: the jurors who scored anything, the entries all of them scored.
 pub(super) fn inter_juror(panel: &Panel, reasons: &mut Reasons) -> InterJuror {
     let jurors: Vec<usize> = (0..panel.jurors()).filter(|&j| !panel.juror_scores(j).is_empty()).collect();
-    let matrix: Vec<Vec<f64>> = (0..panel.entries())
-        .filter_map(|e| jurors.iter().map(|&j| panel.score(e, j)).collect::<Option<Vec<f64>>>())
-        .collect();
+    // Without jurors no entry is a case at all (rather than every entry a vacuously complete one).
+    let entries = if jurors.is_empty() { 0 } else { panel.entries() };
+    let matrix: Vec<Vec<f64>> =
+        (0..entries).filter_map(|e| jurors.iter().map(|&j| panel.score(e, j)).collect::<Option<Vec<f64>>>()).collect();
     let icc = if jurors.len() < 2 {
         Err(Undefined::new(if jurors.is_empty() { "no juror scored" } else { "only one juror scored" }))
     } else if matrix.len() < MIN_PAIRED {

@@ -34,12 +34,15 @@ pub(super) fn juror_stats(jurors: &[Juror], panel: &Panel, reasons: &mut Reasons
         .map(|(j, juror)| {
             let scores = panel.juror_scores(j);
             let key = |figure: &str| format!("jurors.{}.{figure}", juror.id);
-            let mean =
-                reasons.keep(key("mean"), mean(&scores).map_err(|_| Undefined::new("this juror scored no entry")));
-            let sd = reasons.keep(
-                key("sd"),
-                sample_sd(&scores).map_err(|_| Undefined::new("this juror scored fewer than 2 entries")),
-            );
+            let mean = match scores.len() {
+                0 => Err(Undefined::new("this juror scored no entry")),
+                _ => mean(&scores),
+            };
+            let sd = match scores.len() {
+                0 | 1 => Err(Undefined::new("this juror scored fewer than 2 entries")),
+                _ => sample_sd(&scores),
+            };
+            let (mean, sd) = (reasons.keep(key("mean"), mean), reasons.keep(key("sd"), sd));
             let vs_others_spearman = reasons.keep(key("vs_others_spearman"), vs_others(panel, j));
             JurorStats { juror_id: juror.id, juror: juror.name.clone(), n: scores.len(), mean, sd, vs_others_spearman }
         })

@@ -71,7 +71,7 @@ pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> Result<f64, Undefined> {
     let total = n * (n - 1) / 2;
     // concordant − discordant, from the counts above (all in exact integers)
     let difference = total as i128 - x_ties as i128 - y_ties as i128 + joint_ties as i128 - 2 * discordant as i128;
-    let tau = difference as f64 / ((total - x_ties) as f64).sqrt() / ((total - y_ties) as f64).sqrt();
+    let tau = difference as f64 / ((total - x_ties) as f64 * (total - y_ties) as f64).sqrt();
     finite_result(tau).map(|t| t.clamp(-1.0, 1.0))
 }
 
