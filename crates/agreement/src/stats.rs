@@ -16,6 +16,7 @@ mod kappa;
 mod regression;
 
 pub use bootstrap::bootstrap_ci;
+pub(crate) use checks::all_equal;
 pub use correlation::{kendall_tau_b, pearson, ranks, spearman};
 pub use describe::{mean, sample_sd, z_scores};
 pub use icc::{Icc, icc2};

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::reasons::Reasons;
 use crate::Undefined;
-use crate::stats::z_scores;
+use crate::stats::{all_equal, z_scores};
 
 /// An entry the model places far from where the panel does, each measured in standard deviations
 /// from its own mean over the paired entries.
@@ -30,10 +30,13 @@ pub(super) fn disagreements(
         if values.len() < 2 {
             return Err(Undefined::new("fewer than 2 entries have both a model score and a panel score"));
         }
-        z_scores(values).map_err(|_| Undefined::new(format!("the {whose} scores are all equal")))
+        if all_equal(values) {
+            return Err(Undefined::new(format!("the {whose} scores are all equal")));
+        }
+        z_scores(values)
     };
     let Some((model_z, panel_z)) =
-        reasons.keep("disagreements", z(model, "model's").and_then(|m| Ok((m, z(panel, "panel's")?))))
+        reasons.keep("disagreements", z(model, "model's").and_then(|m| z(panel, "panel's").map(|p| (m, p))))
     else {
         return Vec::new();
     };

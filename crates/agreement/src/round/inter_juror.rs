@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::panel::Panel;
 use super::reasons::Reasons;
 use crate::Undefined;
-use crate::stats::{MIN_PAIRED, icc2};
+use crate::stats::{MIN_PAIRED, all_equal, icc2};
 
 /// The jury's reliability: ICC(2,1) (one juror's score) and ICC(2,k) (the panel mean), over
 /// `jurors` jurors and the `entries` entries every one of them scored.
@@ -32,7 +32,7 @@ pub(super) fn inter_juror(panel: &Panel, reasons: &mut Reasons) -> InterJuror {
             "fewer than {MIN_PAIRED} entries were scored by every juror ({} were)",
             matrix.len()
         )))
-    } else if matrix.iter().flatten().all(|&s| s == matrix[0][0]) {
+    } else if all_equal(&matrix.concat()) {
         Err(Undefined::new("every juror gave every entry used the same score"))
     } else {
         icc2(&matrix)

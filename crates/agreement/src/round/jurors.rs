@@ -7,7 +7,7 @@ use super::input::Juror;
 use super::panel::Panel;
 use super::reasons::Reasons;
 use crate::Undefined;
-use crate::stats::{MIN_PAIRED, mean, sample_sd, spearman};
+use crate::stats::{MIN_PAIRED, all_equal, mean, sample_sd, spearman};
 
 /// One juror's scoring over the round.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,10 +67,10 @@ fn vs_others(panel: &Panel, juror: usize) -> Result<f64, Undefined> {
             own.len()
         )));
     }
-    if own.windows(2).all(|w| w[0] == w[1]) {
+    if all_equal(&own) {
         return Err(Undefined::new("this juror gave the same score to every entry others also scored"));
     }
-    if others.windows(2).all(|w| w[0] == w[1]) {
+    if all_equal(&others) {
         return Err(Undefined::new("the other jurors' mean is the same for every entry this juror scored"));
     }
     spearman(&own, &others)

@@ -6,7 +6,8 @@ use super::input::Scale;
 use super::reasons::Reasons;
 use crate::Undefined;
 use crate::stats::{
-    LinearFit, MIN_PAIRED, bootstrap_ci, kendall_tau_b, least_squares, mae, pearson, quadratic_weighted_kappa, spearman,
+    LinearFit, MIN_PAIRED, all_equal, bootstrap_ci, kendall_tau_b, least_squares, mae, pearson,
+    quadratic_weighted_kappa, spearman,
 };
 
 /// The model against the panel over the entries both scored.
@@ -166,10 +167,6 @@ fn enough(model: &[f64]) -> Result<(), Undefined> {
         )));
     }
     Ok(())
-}
-
-fn all_equal(values: &[f64]) -> bool {
-    values.windows(2).all(|w| w[0] == w[1])
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub(super) fn paired(x: &[f64], y: &[f64]) -> Result<(), Undefined> {
 }
 
 /// Whether every value equals the first (true for an empty slice).
-pub(super) fn all_equal(values: &[f64]) -> bool {
+pub(crate) fn all_equal(values: &[f64]) -> bool {
     values.windows(2).all(|w| w[0] == w[1])
 }
 
