@@ -8,6 +8,7 @@ pub mod db;
 pub mod domain;
 pub mod export;
 pub mod http;
+pub mod jury;
 pub mod metrics;
 pub mod queue;
 pub mod retry;

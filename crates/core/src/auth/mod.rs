@@ -145,7 +145,7 @@ fn unauthorized(code: &str, message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
 }
 
-fn forbidden(message: &str) -> ApiError {
+pub fn forbidden(message: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "auth.forbidden", message)
 }
 

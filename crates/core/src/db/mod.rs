@@ -2,10 +2,15 @@
 //! connections, so a service starts (and reports not-ready) while Postgres is down and carries
 //! on after it restarts.
 
+pub mod audit;
 pub mod competitions;
+pub mod juror_scores;
+pub mod jurors;
 pub mod keys;
 pub mod outbox;
+pub mod overrides;
 pub mod results;
+pub mod rounds;
 pub mod submissions;
 
 use sqlx::PgPool;

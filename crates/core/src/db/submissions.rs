@@ -287,8 +287,11 @@ pub async fn mark_failed(db: impl PgExecutor<'_>, failures: &[Failure]) -> Resul
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SubmissionRecord {
     pub id: Uuid,
+    pub competition_id: Uuid,
     pub competition_slug: String,
     pub external_id: Option<String>,
+    /// Where the image is in the bucket.
+    pub image_key: String,
     pub image_sha256: String,
     pub image_format: String,
     pub width: i32,
@@ -309,7 +312,8 @@ impl SubmissionRecord {
 
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<SubmissionRecord>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT s.id, c.slug AS competition_slug, s.external_id, s.image_sha256, s.image_format, s.width, s.height, \
+        "SELECT s.id, s.competition_id, c.slug AS competition_slug, s.external_id, s.image_key, s.image_sha256, \
+                s.image_format, s.width, s.height, \
                 s.description, s.status, s.failure_code, s.failure_reason, s.created_at, s.updated_at \
          FROM submissions s JOIN competitions c ON c.id = s.competition_id WHERE s.id = $1",
     )

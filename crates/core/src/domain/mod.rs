@@ -4,12 +4,14 @@
 mod competition;
 mod critique;
 mod job;
+mod jury;
 mod scores;
 mod submission;
 
 pub use competition::{CompetitionSlug, CompetitionTitle, RubricWeights};
 pub use critique::Critique;
 pub use job::JobMessage;
+pub use jury::{JurorScore, Name, Reason, Scale};
 pub use scores::{RubricScores, Score};
 pub use submission::{Description, ExternalId, SubmissionStatus};
 
