@@ -56,28 +56,27 @@ pub async fn list(db: impl PgExecutor<'_>, competition_id: Uuid) -> Result<Vec<J
 }
 
 /// The ids of the jurors named `names`, adding those the competition does not have yet (without
-/// keys). Returns the ids by name and how many were added.
+/// keys). Returns the ids by name and the names added.
 pub async fn find_or_create(
     conn: &mut PgConnection,
     competition_id: Uuid,
     names: &[Name],
-) -> Result<(HashMap<String, Uuid>, usize), sqlx::Error> {
+) -> Result<(HashMap<String, Uuid>, Vec<String>), sqlx::Error> {
     let names: Vec<&str> = names.iter().map(Name::as_str).collect();
-    let added = sqlx::query(
+    let added: Vec<String> = sqlx::query_scalar(
         "INSERT INTO jurors (id, competition_id, name) \
          SELECT id, $1, name FROM UNNEST($2::uuid[], $3::text[]) AS n (id, name) \
-         ON CONFLICT (competition_id, name) DO NOTHING",
+         ON CONFLICT (competition_id, name) DO NOTHING RETURNING name",
     )
     .bind(competition_id)
     .bind(names.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
     .bind(&names)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    .fetch_all(&mut *conn)
+    .await?;
     let rows: Vec<(String, Uuid)> = sqlx::query_as("SELECT name, id FROM jurors WHERE competition_id = $1 AND name = ANY($2)")
         .bind(competition_id)
         .bind(&names)
         .fetch_all(&mut *conn)
         .await?;
-    Ok((rows.into_iter().collect(), added as usize))
+    Ok((rows.into_iter().collect(), added))
 }

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use easel_rubric::RubricScores;
+
 use crate::domain::{Name, Scale};
 
 /// A round: also the API's view of it.
@@ -236,6 +238,28 @@ pub async fn queue(
     .bind(pending_only)
     .bind(offset)
     .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// The model's scores of a round's entries, for one model version.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ModelScores {
+    pub submission_id: Uuid,
+    /// The leaderboard score.
+    pub score: f32,
+    #[sqlx(flatten)]
+    pub scores: RubricScores<f32>,
+}
+
+pub async fn model_scores(db: impl PgExecutor<'_>, round_id: Uuid, model_version: &str) -> Result<Vec<ModelScores>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.submission_id, r.score, r.overall, r.originality, r.color, r.texture, r.composition, r.content \
+         FROM round_entries e JOIN results r ON r.submission_id = e.submission_id AND r.model_version = $2 \
+         WHERE e.round_id = $1",
+    )
+    .bind(round_id)
+    .bind(model_version)
     .fetch_all(db)
     .await
 }

@@ -2,14 +2,19 @@
 
 pub mod bulk;
 pub mod competitions;
+pub mod judging;
+pub mod jurors;
 pub mod keys;
+pub mod overrides;
+pub mod rounds;
+pub mod score_sheet;
 pub mod submissions;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, put};
 use bytes::{Bytes, BytesMut};
 use easel_core::auth::{self, Access, Caller};
 use easel_core::db::competitions::Competition;
@@ -30,6 +35,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/competitions", post(competitions::create))
         .route("/v1/competitions/{slug}/submissions", post(submissions::submit).layer(DefaultBodyLimit::max(single_limit)))
         .route("/v1/competitions/{slug}/bulk", post(bulk::submit_bulk).layer(DefaultBodyLimit::max(bulk_limit)))
+        .route("/v1/competitions/{slug}/jurors", post(jurors::create))
+        .route("/v1/competitions/{slug}/rounds", post(rounds::create))
+        .route("/v1/competitions/{slug}/rounds/{round}", patch(rounds::change))
+        .route("/v1/competitions/{slug}/rounds/{round}/queue", get(judging::queue))
+        .route("/v1/competitions/{slug}/rounds/{round}/entries/{submission_id}/image", get(judging::image))
+        .route("/v1/competitions/{slug}/rounds/{round}/scores/{submission_id}", put(judging::put_score))
+        .route(
+            "/v1/competitions/{slug}/rounds/{round}/scores.csv",
+            post(score_sheet::import).layer(DefaultBodyLimit::max(score_sheet::MAX_SHEET_BYTES)),
+        )
+        .route("/v1/submissions/{id}/override", post(overrides::set).delete(overrides::clear))
         .route("/openapi.json", get(crate::openapi::serve))
         // Key management bodies are small JSON.
         .layer(DefaultBodyLimit::max(64 * 1024))
