@@ -10,7 +10,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use easel_model::{
-    ArtworkInput, Assessor, DecodeLimits, GenerationConfig, LoadOptions, Manifest, PreparedImage,
+    ArtworkInput, Assessor, DecodeLimits, GenerationConfig, LoadOptions, Manifest, OUTPUTS,
+    PreparedImage, RubricScores,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -50,16 +51,12 @@ pub struct ScoreArgs {
     pub quiet: bool,
 }
 
-/// One output record.
+/// One output record: a JSON line as it is, a CSV row through [`Record::csv_cells`].
 #[derive(Serialize)]
 struct Record<'a> {
     file: String,
-    overall: f32,
-    originality: f32,
-    color: f32,
-    texture: f32,
-    composition: f32,
-    content: f32,
+    #[serde(flatten)]
+    scores: RubricScores<f32>,
     critique: &'a str,
     model_version: &'a str,
     preprocess_ms: f64,
@@ -67,6 +64,41 @@ struct Record<'a> {
     head_ms: f64,
     generate_ms: f64,
     batch_size: usize,
+}
+
+impl Record<'_> {
+    /// The CSV header: the JSON fields, in their order.
+    fn csv_header() -> Vec<&'static str> {
+        ["file"]
+            .into_iter()
+            .chain(OUTPUTS)
+            .chain([
+                "critique",
+                "model_version",
+                "preprocess_ms",
+                "vision_ms",
+                "head_ms",
+                "generate_ms",
+                "batch_size",
+            ])
+            .collect()
+    }
+
+    /// The CSV row, under [`Record::csv_header`]: the csv crate cannot write the flattened
+    /// scores itself, but writes an array's items as cells.
+    fn csv_cells(&self) -> impl Serialize + '_ {
+        (
+            &self.file,
+            self.scores.to_array(),
+            self.critique,
+            self.model_version,
+            self.preprocess_ms,
+            self.vision_ms,
+            self.head_ms,
+            self.generate_ms,
+            self.batch_size,
+        )
+    }
 }
 
 struct Prepared {
@@ -159,15 +191,9 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         let inputs: Vec<ArtworkInput> = pending.iter().map(|p| p.input.clone()).collect();
         let assessments = assessor.assess(&inputs)?;
         for (prepared, assessment) in pending.iter().zip(&assessments) {
-            let s = assessment.scores;
             sink.write(&Record {
                 file: prepared.path.display().to_string(),
-                overall: s.overall,
-                originality: s.originality,
-                color: s.color,
-                texture: s.texture,
-                composition: s.composition,
-                content: s.content,
+                scores: assessment.scores,
                 critique: &assessment.critique,
                 model_version: assessor.model_version(),
                 preprocess_ms: prepared.preprocess_ms,
@@ -277,7 +303,11 @@ impl Sink {
             .and_then(|p| p.extension())
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         Ok(if csv {
-            Sink::Csv(csv::Writer::from_writer(writer))
+            let mut writer = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(writer);
+            writer.write_record(Record::csv_header())?;
+            Sink::Csv(writer)
         } else {
             Sink::Jsonl(writer)
         })
@@ -289,7 +319,7 @@ impl Sink {
                 serde_json::to_writer(&mut *w, record)?;
                 w.write_all(b"\n")?;
             }
-            Sink::Csv(w) => w.serialize(record)?,
+            Sink::Csv(w) => w.serialize(record.csv_cells())?,
         }
         Ok(())
     }
@@ -300,5 +330,45 @@ impl Sink {
             Sink::Csv(mut w) => w.flush()?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_columns_are_the_json_fields_in_order() {
+        let record = Record {
+            file: "a.jpg".into(),
+            scores: RubricScores::from_array([71.5, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            critique: "Fine.",
+            model_version: "v1",
+            preprocess_ms: 1.0,
+            vision_ms: 2.0,
+            head_ms: 3.0,
+            generate_ms: 4.0,
+            batch_size: 1,
+        };
+        let json = serde_json::to_string(&record).unwrap();
+        let header = Record::csv_header();
+        let positions: Vec<usize> = header
+            .iter()
+            .map(|name| json.find(&format!("\"{name}\":")).expect(name))
+            .collect();
+        assert!(positions.is_sorted(), "{header:?} vs {json}");
+        let fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&json).unwrap();
+        assert_eq!(fields.len(), header.len());
+
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        writer.serialize(record.csv_cells()).unwrap();
+        let row = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+        assert_eq!(
+            row,
+            "a.jpg,71.5,2.0,3.0,4.0,5.0,6.0,Fine.,v1,1.0,2.0,3.0,4.0,1\n"
+        );
     }
 }

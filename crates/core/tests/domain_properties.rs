@@ -4,6 +4,7 @@
 
 use easel_core::auth::{Scope, Scopes, parse_key_name, parse_token};
 use easel_core::domain::{CompetitionSlug, CompetitionTitle, Description, ExternalId, RubricWeights};
+use easel_rubric::Rubric;
 use proptest::prelude::*;
 
 fn is_bidi_control(c: char) -> bool {
@@ -107,18 +108,17 @@ proptest! {
             Just(f32::MIN_POSITIVE),
         ]),
     ) {
-        let [originality, color, texture, composition, content] = weights;
-        let raw = RubricWeights { originality, color, texture, composition, content };
+        let raw = RubricWeights(Rubric::from_array(weights));
         match RubricWeights::parse(raw) {
             Ok(parsed) => {
                 prop_assert!(weights.iter().all(|w| (0.0..=RubricWeights::MAX).contains(w)));
-                let normalised = [parsed.originality, parsed.color, parsed.texture, parsed.composition, parsed.content];
+                let normalised = parsed.0.to_array();
                 prop_assert!(normalised.iter().all(|w| w.is_finite() && (0.0..=1.0).contains(w)), "{normalised:?}");
                 let sum: f32 = normalised.iter().sum();
                 prop_assert!((sum - 1.0).abs() < 1e-4, "sums to {sum}");
                 // Parsing the normalised weights again changes them no more than rounding does.
                 let again = RubricWeights::parse(parsed).expect("normalised weights parse");
-                prop_assert!((again.originality - parsed.originality).abs() < 1e-5);
+                prop_assert!((again.0.originality - parsed.0.originality).abs() < 1e-5);
                 // A JSON round trip keeps them.
                 let json = serde_json::to_string(&parsed).unwrap();
                 prop_assert_eq!(serde_json::from_str::<RubricWeights>(&json).unwrap(), parsed);

@@ -5,11 +5,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
+use easel_rubric::RubricScores;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::generate::{GenerationConfig, Request, generate};
-use crate::head::{RegressionHead, Scores};
+use crate::head::RegressionHead;
 use crate::manifest::Manifest;
 use crate::pipeline::Qwen2Vl;
 use crate::processor::{ImageProcessor, PreparedImage};
@@ -60,7 +61,7 @@ pub struct Timings {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assessment {
-    pub scores: Scores,
+    pub scores: RubricScores<f32>,
     pub critique: String,
     /// Tokens generated for the critique.
     pub new_tokens: usize,
@@ -141,7 +142,7 @@ impl Assessor {
     }
 
     /// Scores only (vision tower and head, no critique), in input order.
-    pub fn score(&self, batch: &[ArtworkInput]) -> Result<Vec<Scores>> {
+    pub fn score(&self, batch: &[ArtworkInput]) -> Result<Vec<RubricScores<f32>>> {
         let mut out = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(self.max_batch) {
             let order = by_size(chunk);

@@ -5,47 +5,11 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Module, Result as CandleResult, Tensor};
 use candle_nn::VarBuilder;
+use easel_rubric::{OUTPUTS, RubricScores};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::layers::{Kernels, LayerNorm, Linear};
-
-/// The five criteria of the paper's rubric, in the order Easel reports them.
-pub const RUBRIC: [&str; 5] = ["originality", "color", "texture", "composition", "content"];
-
-/// The head's outputs: the overall score then the rubric.
-pub const OUTPUTS: [&str; 6] = ["overall", "originality", "color", "texture", "composition", "content"];
-
-/// One painting's scores, each within the head's score range (1–100 by default).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Scores {
-    pub overall: f32,
-    pub originality: f32,
-    pub color: f32,
-    pub texture: f32,
-    pub composition: f32,
-    pub content: f32,
-}
-
-impl Scores {
-    pub fn from_slice(values: &[f32]) -> Option<Self> {
-        match *values {
-            [overall, originality, color, texture, composition, content] => {
-                Some(Self { overall, originality, color, texture, composition, content })
-            }
-            _ => None,
-        }
-    }
-
-    pub fn to_array(&self) -> [f32; 6] {
-        [self.overall, self.originality, self.color, self.texture, self.composition, self.content]
-    }
-
-    /// `(name, value)` pairs in [`OUTPUTS`] order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, f32)> {
-        OUTPUTS.into_iter().zip(self.to_array())
-    }
-}
 
 /// The head's shape, as recorded in `easel.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,10 +125,13 @@ impl RegressionHead {
     }
 
     /// Scores per image.
-    pub fn scores(&self, pooled: &Tensor) -> Result<Vec<Scores>> {
+    pub fn scores(&self, pooled: &Tensor) -> Result<Vec<RubricScores<f32>>> {
         let rows = self.forward(pooled)?.to_vec2::<f32>()?;
-        rows.iter()
-            .map(|r| Scores::from_slice(r).ok_or_else(|| ModelError::Head("expected 6 outputs".into())))
+        rows.into_iter()
+            .map(|row| {
+                let outputs = <[f32; 6]>::try_from(row).map_err(|_| ModelError::Head("expected 6 outputs".into()))?;
+                Ok(RubricScores::from_array(outputs))
+            })
             .collect()
     }
 }

@@ -1,13 +1,13 @@
 //! Prompts: the checkpoint's own chat template, Easel's rubric system prompt, and the token
 //! ids the language model sees (each `<|image_pad|>` expanded to the image's visual tokens).
 
+use easel_rubric::{CRITERIA, RubricScores};
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokenizers::Tokenizer;
 
 use crate::error::{ModelError, Result};
-use crate::head::{RUBRIC, Scores};
 use crate::processor::Grid;
 
 /// A chat template compiled once, rendered like HF's `apply_chat_template`.
@@ -142,7 +142,7 @@ impl PromptBuilder {
     }
 
     /// The system text for one painting.
-    pub fn system_text(&self, description: Option<&str>, scores: Option<&Scores>) -> Result<String> {
+    pub fn system_text(&self, description: Option<&str>, scores: Option<&RubricScores<f32>>) -> Result<String> {
         let description = description.map(|d| sanitize_user_text(d.trim(), MAX_DESCRIPTION_CHARS));
         let scores = scores.filter(|_| self.spec.include_scores).map(|s| {
             let rounded: serde_json::Map<String, Value> =
@@ -151,12 +151,12 @@ impl PromptBuilder {
         });
         let template = self.env.get_template("system").map_err(|e| ModelError::Template(e.to_string()))?;
         template
-            .render(context! { description => description.unwrap_or_default(), scores => scores, rubric => RUBRIC })
+            .render(context! { description => description.unwrap_or_default(), scores => scores, rubric => CRITERIA })
             .map_err(|e| ModelError::Template(e.to_string()))
     }
 
     /// `[system, user(image, text)]` in HF's message format.
-    pub fn messages(&self, description: Option<&str>, scores: Option<&Scores>) -> Result<Value> {
+    pub fn messages(&self, description: Option<&str>, scores: Option<&RubricScores<f32>>) -> Result<Value> {
         Ok(json!([
             {"role": "system", "content": self.system_text(description, scores)?},
             user_message(1, &self.spec.user),
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn system_prompt_carries_rubric_description_and_scores() {
         let builder = PromptBuilder::new(PromptSpec::default()).unwrap();
-        let scores = Scores { overall: 71.6, originality: 60.2, color: 80.0, texture: 55.5, composition: 70.0, content: 66.0 };
+        let scores = RubricScores::from_array([71.6, 60.2, 80.0, 55.5, 70.0, 66.0]);
         let text = builder.system_text(Some("  Oil on linen, a harbour at dawn. "), Some(&scores)).unwrap();
         for needle in ["originality, color, texture, composition, content", "a harbour at dawn", "72/100", "texture 56"] {
             assert!(text.contains(needle), "{needle:?} missing from {text}");

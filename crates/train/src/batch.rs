@@ -4,7 +4,7 @@
 
 use candle_core::{Device, Tensor};
 use easel_model::prompt::{ChatTemplate, PromptBuilder, PromptSpec, encode_prompt};
-use easel_model::{DecodeLimits, Grid, ImageProcessor, PreparedImage, Scores};
+use easel_model::{DecodeLimits, Grid, ImageProcessor, PreparedImage, RubricScores};
 use tokenizers::Tokenizer;
 
 use crate::data::{Example, ImageSource};
@@ -46,7 +46,13 @@ impl PromptEncoder {
     }
 
     /// `(ids, first critique token)` for one painting shown with `scores`.
-    pub fn encode(&self, description: &str, scores: &Scores, grid: Grid, critique: &str) -> Result<(Vec<u32>, usize)> {
+    pub fn encode(
+        &self,
+        description: &str,
+        scores: &RubricScores<f32>,
+        grid: Grid,
+        critique: &str,
+    ) -> Result<(Vec<u32>, usize)> {
         let description = Some(description).filter(|d| !d.trim().is_empty());
         let messages = self.prompt.messages(description, Some(scores))?;
         let text = self.template.render(&messages, true)?;
@@ -118,9 +124,9 @@ pub fn pixel_values(images: &[PreparedImage], device: &Device) -> Result<(Tensor
 
 /// The true scores where the row has them, the head's prediction elsewhere (what inference
 /// would show for those dimensions).
-pub fn prompt_scores(example: &Example, predicted: &[f32; 6]) -> Scores {
-    let values: [f32; 6] = std::array::from_fn(|i| example.targets()[i].unwrap_or(predicted[i]));
-    Scores::from_slice(&values).expect("six values")
+pub fn prompt_scores(example: &Example, predicted: &[f32; 6]) -> RubricScores<f32> {
+    let targets = example.targets();
+    RubricScores::from_array(std::array::from_fn(|i| targets[i].unwrap_or(predicted[i])))
 }
 
 /// A full micro-batch for the multi-task loss; rows without a critique add only to the

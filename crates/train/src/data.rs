@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use easel_model::RUBRIC;
+use easel_model::{OUTPUTS, Rubric, RubricScores};
 use serde_json::Value;
 
 use crate::error::{Result, TrainError};
@@ -115,20 +115,17 @@ pub struct Example {
     pub description: String,
     /// 1–100: the given overall score, or the raters' mean.
     pub overall: f32,
-    /// The rubric scores in [`RUBRIC`] order, each optional.
-    pub rubric: [Option<f32>; 5],
+    /// The rubric scores, each optional.
+    pub rubric: Rubric<Option<f32>>,
     /// Each rater's overall score, by rater name.
     pub raters: BTreeMap<String, f32>,
     pub critique: Option<String>,
 }
 
 impl Example {
-    /// Targets in `OUTPUTS` order (overall first); `None` where a rubric score is absent.
+    /// Targets in [`OUTPUTS`] order (overall first); `None` where a rubric score is absent.
     pub fn targets(&self) -> [Option<f32>; 6] {
-        let mut out = [None; 6];
-        out[0] = Some(self.overall);
-        out[1..].copy_from_slice(&self.rubric);
-        out
+        RubricScores { overall: Some(self.overall), rubric: self.rubric }.into_array()
     }
 }
 
@@ -218,8 +215,6 @@ fn jsonl_rows(text: &str) -> Vec<RawRow> {
         .collect()
 }
 
-const SCORE_FIELDS: [&str; 6] = ["overall", "originality", "color", "texture", "composition", "content"];
-
 fn csv_rows(text: &str) -> Vec<RawRow> {
     let mut reader = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::All).from_reader(text.as_bytes());
     let headers = match reader.headers() {
@@ -243,7 +238,7 @@ fn csv_rows(text: &str) -> Vec<RawRow> {
                         continue;
                     }
                     let rater = name.strip_prefix("rater_").or_else(|| name.strip_prefix("rater:"));
-                    if SCORE_FIELDS.contains(&name) || rater.is_some() {
+                    if OUTPUTS.contains(&name) || rater.is_some() {
                         let value = match cell.parse::<f64>() {
                             Ok(v) => Value::from(v),
                             Err(_) => {
@@ -273,20 +268,10 @@ fn csv_rows(text: &str) -> Vec<RawRow> {
     rows
 }
 
-const KNOWN_FIELDS: [&str; 12] = [
-    "id",
-    "image",
-    "description",
-    "overall",
-    "originality",
-    "color",
-    "texture",
-    "composition",
-    "content",
-    "raters",
-    "critique",
-    "meta",
-];
+/// The fields a row may have, in the order an unknown field's error lists them.
+fn known_fields() -> Vec<&'static str> {
+    ["id", "image", "description"].into_iter().chain(OUTPUTS).chain(["raters", "critique", "meta"]).collect()
+}
 
 fn score(value: &Value, name: &str) -> std::result::Result<f32, String> {
     let v = value.as_f64().ok_or_else(|| format!("{name}: {value} is not a number"))?;
@@ -316,12 +301,11 @@ fn parse_row(
     source: &dyn ImageSource,
 ) -> std::result::Result<Example, Vec<String>> {
     let mut problems = Vec::new();
+    let known = known_fields();
     for key in fields.keys() {
-        if !KNOWN_FIELDS.contains(&key.as_str()) {
-            problems.push(format!(
-                "unknown field {key:?} (known: {}; put other data under \"meta\")",
-                KNOWN_FIELDS.join(", ")
-            ));
+        if !known.contains(&key.as_str()) {
+            problems
+                .push(format!("unknown field {key:?} (known: {}; put other data under \"meta\")", known.join(", ")));
         }
     }
     let id = match fields.get("id") {
@@ -391,15 +375,10 @@ fn parse_row(
             None
         }
     };
-    let mut rubric = [None; 5];
-    for (slot, name) in rubric.iter_mut().zip(RUBRIC) {
-        if let Some(value) = fields.get(name).filter(|v| !v.is_null()) {
-            match score(value, name) {
-                Ok(v) => *slot = Some(v),
-                Err(e) => problems.push(e),
-            }
-        }
-    }
+    let rubric = Rubric::names().map(|name| {
+        let value = fields.get(name).filter(|v| !v.is_null())?;
+        score(value, name).map_err(|e| problems.push(e)).ok()
+    });
     match (image, overall) {
         (Some(image), Some(overall)) if problems.is_empty() => {
             Ok(Example { line, id, image, description, overall, rubric, raters, critique })

@@ -2,7 +2,7 @@
 //! rubric dimension), against each human rater and raters against each other, critique
 //! similarity to the expert critiques, and whether critiques cover the whole rubric.
 
-use easel_model::{ArtworkInput, Assessor, OUTPUTS, RUBRIC};
+use easel_model::{ArtworkInput, Assessor, CRITERIA, OUTPUTS};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::prepare_images;
@@ -147,7 +147,7 @@ fn coverage(texts: &[&str]) -> Coverage {
     let share = |count: usize| if n == 0 { f64::NAN } else { count as f64 / n as f64 };
     Coverage {
         critiques: n,
-        per_dimension: RUBRIC
+        per_dimension: CRITERIA
             .iter()
             .enumerate()
             .map(|(d, name)| (name.to_string(), share(hits.iter().filter(|h| h[d]).count())))

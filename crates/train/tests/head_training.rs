@@ -54,8 +54,8 @@ fn head_learns_colour_scores_and_the_checkpoint_serves() {
     let predicted = assessor.score(&inputs).unwrap();
     let overall: Vec<f32> = predicted.iter().map(|s| s.overall).collect();
     let truth: Vec<f32> = held_out.iter().map(|&i| dataset.examples[i].overall).collect();
-    let color: Vec<f32> = predicted.iter().map(|s| s.color).collect();
-    let color_truth: Vec<f32> = held_out.iter().map(|&i| dataset.examples[i].rubric[1].unwrap()).collect();
+    let color: Vec<f32> = predicted.iter().map(|s| s.rubric.color).collect();
+    let color_truth: Vec<f32> = held_out.iter().map(|&i| dataset.examples[i].rubric.color.unwrap()).collect();
     let (r_overall, r_color) = (pearson(&overall, &truth), pearson(&color, &color_truth));
     eprintln!("served checkpoint, held-out Pearson: overall {r_overall:.4}, color {r_color:.4}");
     assert!(r_overall >= 0.9, "held-out Pearson {r_overall}");

@@ -96,7 +96,7 @@ fn good_jsonl_and_csv_parse_alike() {
     }
     let first = &a.examples[0];
     assert_eq!(first.image, ImageRef::Local(dir.path().join("img/a.png")));
-    assert_eq!(first.rubric, [None, Some(61.5), None, None, None]);
+    assert_eq!(first.rubric.into_array(), [None, Some(61.5), None, None, None]);
     assert_eq!(first.targets()[0], Some(70.0));
     // Overall is the raters' mean when not given; the raters are kept.
     let second = &a.examples[1];

@@ -8,7 +8,7 @@ use easel_core::configuration::{FaultInjection, WorkerSettings};
 use easel_core::db;
 use easel_core::db::results::NewResult;
 use easel_core::db::submissions::{self, Claimed};
-use easel_core::domain::{Critique, RubricScores, SubmissionStatus};
+use easel_core::domain::{Critique, Score, SubmissionStatus};
 use easel_core::metrics::{BATCH_SIZE, MODEL_IDLE_SECONDS, Stage};
 use easel_core::queue::JobDelivery;
 use easel_core::retry::Backoff;
@@ -284,7 +284,7 @@ fn injected_fault(faults: &FaultInjection, inputs: &[ArtworkInput]) -> Option<Re
 }
 
 fn result_outcome(claim: &Claimed, version: &str, a: Assessment, fetch_ms: f64, decode_ms: f64) -> Outcome {
-    let scores = match RubricScores::parse(a.scores.to_array()) {
+    let scores = match a.scores.try_map(Score::parse) {
         Ok(scores) => scores,
         Err(e) => return Outcome::failed(claim.id, "model.invalid_output", e.to_string()),
     };

@@ -28,8 +28,10 @@ pub struct NewResult {
 pub async fn record_batch(pool: &PgPool, results: &[NewResult], failures: &[Failure]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     if !results.is_empty() {
-        let f = |pick: fn(&RubricScores) -> f32| results.iter().map(|r| pick(&r.scores)).collect::<Vec<f32>>();
-        sqlx::query(
+        // One array per score column, in the head's order (the order of the column list).
+        let score_columns: [Vec<f32>; 6] =
+            std::array::from_fn(|i| results.iter().map(|r| r.scores.to_array()[i].value()).collect());
+        let insert = sqlx::query(
             "INSERT INTO results (id, submission_id, competition_id, model_version, score, overall, originality, \
                                   color, texture, composition, content, critique, new_tokens, timings) \
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::real[], $6::real[], $7::real[], \
@@ -40,18 +42,15 @@ pub async fn record_batch(pool: &PgPool, results: &[NewResult], failures: &[Fail
         .bind(results.iter().map(|r| r.submission_id).collect::<Vec<_>>())
         .bind(results.iter().map(|r| r.competition_id).collect::<Vec<_>>())
         .bind(results.iter().map(|r| r.model_version.clone()).collect::<Vec<_>>())
-        .bind(results.iter().map(|r| r.score).collect::<Vec<_>>())
-        .bind(f(|s| s.overall.value()))
-        .bind(f(|s| s.originality.value()))
-        .bind(f(|s| s.color.value()))
-        .bind(f(|s| s.texture.value()))
-        .bind(f(|s| s.composition.value()))
-        .bind(f(|s| s.content.value()))
-        .bind(results.iter().map(|r| r.critique.clone()).collect::<Vec<_>>())
-        .bind(results.iter().map(|r| r.new_tokens).collect::<Vec<_>>())
-        .bind(results.iter().map(|r| r.timings.clone()).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+        .bind(results.iter().map(|r| r.score).collect::<Vec<_>>());
+        score_columns
+            .into_iter()
+            .fold(insert, |insert, column| insert.bind(column))
+            .bind(results.iter().map(|r| r.critique.clone()).collect::<Vec<_>>())
+            .bind(results.iter().map(|r| r.new_tokens).collect::<Vec<_>>())
+            .bind(results.iter().map(|r| r.timings.clone()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "UPDATE submissions SET status = 'done', failure_code = NULL, failure_reason = NULL, updated_at = now() \
              WHERE id = ANY($1) AND status <> 'done'",
@@ -71,12 +70,8 @@ pub struct ResultRecord {
     pub external_id: Option<String>,
     pub model_version: String,
     pub score: f32,
-    pub overall: f32,
-    pub originality: f32,
-    pub color: f32,
-    pub texture: f32,
-    pub composition: f32,
-    pub content: f32,
+    #[sqlx(flatten)]
+    pub scores: RubricScores<f32>,
     pub critique: String,
     pub new_tokens: i32,
     pub timings: Json<serde_json::Value>,
@@ -144,7 +139,7 @@ pub async fn leaderboard(pool: &PgPool, query: &LeaderboardQuery) -> Result<Vec<
 }
 
 /// A row of an export: every submission of a competition with its result, if any, for one
-/// model version. Its fields, in order, are the export's columns.
+/// model version. Its fields, in order and with the scores flattened, are the export's columns.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct ExportRow {
     pub submission_id: Uuid,
@@ -153,12 +148,10 @@ pub struct ExportRow {
     pub failure_code: Option<String>,
     pub model_version: Option<String>,
     pub score: Option<f32>,
-    pub overall: Option<f32>,
-    pub originality: Option<f32>,
-    pub color: Option<f32>,
-    pub texture: Option<f32>,
-    pub composition: Option<f32>,
-    pub content: Option<f32>,
+    /// Null each where there is no result.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub scores: RubricScores<Option<f32>>,
     pub critique: Option<String>,
     pub created_at: DateTime<Utc>,
 }

@@ -1,4 +1,8 @@
+use easel_rubric::Rubric;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{PartialSchema, ToSchema};
 
 use super::{RubricScores, ValidationError, check_text};
 
@@ -55,23 +59,18 @@ impl CompetitionTitle {
 }
 
 /// How much each rubric score counts in a competition's leaderboard score: each sent in
-/// `0..=`[`Self::MAX`], stored normalised (the weights sum to 1).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct RubricWeights {
-    pub originality: f32,
-    pub color: f32,
-    pub texture: f32,
-    pub composition: f32,
-    pub content: f32,
-}
+/// `0..=`[`Self::MAX`], stored normalised (the weights sum to 1). JSON: the rubric's five fields.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RubricWeights(pub Rubric<f32>);
 
 impl RubricWeights {
     /// The largest weight a client may send. Bounding each keeps the normalising sum finite (five
     /// weights near `f32::MAX` would add up to infinity and normalise to zeros and NaN).
     pub const MAX: f32 = 100.0;
 
-    pub fn parse(raw: RubricWeights) -> Result<Self, ValidationError> {
-        let weights = raw.as_array();
+    pub fn parse(RubricWeights(raw): RubricWeights) -> Result<Self, ValidationError> {
+        let weights = raw.to_array();
         // `contains` is false for NaN, so NaN is refused too.
         if !weights.iter().all(|w| (0.0..=Self::MAX).contains(w)) {
             return Err(ValidationError::new("rubric_weights", format!("each weight must be a number from 0 to {}", Self::MAX)));
@@ -80,21 +79,32 @@ impl RubricWeights {
         if sum <= 0.0 {
             return Err(ValidationError::new("rubric_weights", "at least one weight must be positive"));
         }
-        let [originality, color, texture, composition, content] = weights.map(|w| w / sum);
-        Ok(Self { originality, color, texture, composition, content })
-    }
-
-    fn as_array(&self) -> [f32; 5] {
-        [self.originality, self.color, self.texture, self.composition, self.content]
+        Ok(Self(raw.map(|w| w / sum)))
     }
 
     /// The weighted mean of the rubric scores; stays in 1..=100 because the weights sum to 1.
     pub fn score(&self, scores: &RubricScores) -> f32 {
-        let rubric = [scores.originality, scores.color, scores.texture, scores.composition, scores.content];
-        let weighted: f32 = self.as_array().iter().zip(rubric).map(|(w, s)| w * s.value()).sum();
+        let weighted: f32 = self.0.zip(scores.rubric).into_array().iter().map(|(w, s)| w * s.value()).sum();
         weighted.clamp(1.0, 100.0)
     }
 }
+
+/// The rubric's schema (five required numbers) under this type's name and description.
+impl PartialSchema for RubricWeights {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = Rubric::<f32>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.description = Some(format!(
+                "How much each rubric score counts in a competition's leaderboard score: each sent in \
+                 `0..={}`, stored normalised (the weights sum to 1).",
+                Self::MAX
+            ));
+        }
+        schema
+    }
+}
+
+impl ToSchema for RubricWeights {}
 
 #[cfg(test)]
 mod tests {
@@ -110,26 +120,18 @@ mod tests {
 
     #[test]
     fn weights_are_normalised() {
-        let w = RubricWeights::parse(RubricWeights {
-            originality: 2.0,
-            color: 1.0,
-            texture: 1.0,
-            composition: 0.0,
-            content: 0.0,
-        })
-        .unwrap();
-        assert!((w.originality - 0.5).abs() < 1e-6);
-        let zero = RubricWeights { originality: 0.0, color: 0.0, texture: 0.0, composition: 0.0, content: 0.0 };
-        assert!(RubricWeights::parse(zero).is_err());
+        let w = RubricWeights::parse(RubricWeights(Rubric::from_array([2.0, 1.0, 1.0, 0.0, 0.0]))).unwrap();
+        assert!((w.0.originality - 0.5).abs() < 1e-6);
+        assert!(RubricWeights::parse(RubricWeights(Rubric::from_array([0.0; 5]))).is_err());
     }
 
     #[test]
     fn weights_are_finite_and_bounded() {
-        let all = |w: f32| RubricWeights { originality: w, color: w, texture: w, composition: w, content: w };
+        let all = |w: f32| RubricWeights(Rubric::from_array([w; 5]));
         let max = RubricWeights::parse(all(RubricWeights::MAX)).unwrap();
-        assert!((max.originality - 0.2).abs() < 1e-6);
+        assert!((max.0.originality - 0.2).abs() < 1e-6);
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, 1e30, 100.01, -0.5] {
-            let err = RubricWeights::parse(RubricWeights { color: bad, ..all(1.0) }).unwrap_err();
+            let err = RubricWeights::parse(RubricWeights(Rubric { color: bad, ..all(1.0).0 })).unwrap_err();
             assert_eq!(err.field, "rubric_weights", "{bad}");
         }
         // Sums that would overflow f32 if the weights were not bounded.
@@ -141,8 +143,22 @@ mod tests {
         .unwrap();
         assert!(RubricWeights::parse(huge).is_err());
         // Every weight the parser lets through scores within the score range.
-        let scored = RubricWeights::parse(RubricWeights { originality: 1e-30, ..all(0.0) }).unwrap();
-        assert!(scored.originality.is_finite() && (scored.originality - 1.0).abs() < 1e-6);
+        let scored = RubricWeights::parse(RubricWeights(Rubric { originality: 1e-30, ..all(0.0).0 })).unwrap();
+        assert!(scored.0.originality.is_finite() && (scored.0.originality - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weights_read_and_document_the_rubric() {
+        let json = r#"{"originality": 2, "color": 1, "texture": 1, "composition": 0, "content": 0}"#;
+        let raw: RubricWeights = serde_json::from_str(json).unwrap();
+        assert_eq!(raw.0.to_array(), [2.0, 1.0, 1.0, 0.0, 0.0]);
+        let parsed = RubricWeights::parse(raw).unwrap();
+        assert_eq!(serde_json::to_value(parsed).unwrap(), serde_json::to_value(parsed.0).unwrap());
+        let schema = serde_json::to_value(RubricWeights::schema()).unwrap();
+        assert_eq!(schema["required"], serde_json::json!(easel_rubric::CRITERIA));
+        assert_eq!(schema["properties"]["color"], serde_json::json!({"type": "number", "format": "float"}));
+        assert!(schema["description"].as_str().unwrap().starts_with("How much each rubric score counts"));
+        assert_eq!(RubricWeights::name(), "RubricWeights");
     }
 
     #[test]

@@ -35,31 +35,10 @@ impl From<Score> for f32 {
     }
 }
 
-/// The overall score and the five rubric scores of one assessment.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct RubricScores {
-    pub overall: Score,
-    pub originality: Score,
-    pub color: Score,
-    pub texture: Score,
-    pub composition: Score,
-    pub content: Score,
-}
-
-impl RubricScores {
-    /// In the model's output order: overall, originality, color, texture, composition, content.
-    pub fn parse(values: [f32; 6]) -> Result<Self, ValidationError> {
-        let [overall, originality, color, texture, composition, content] = values.map(Score::parse);
-        Ok(Self {
-            overall: overall?,
-            originality: originality?,
-            color: color?,
-            texture: texture?,
-            composition: composition?,
-            content: content?,
-        })
-    }
-}
+/// The overall score and the five rubric scores. `RubricScores` alone is an assessment's
+/// checked scores, built from the model's with `try_map(Score::parse)`; rows read
+/// `RubricScores<f32>`.
+pub type RubricScores<T = Score> = easel_rubric::RubricScores<T>;
 
 #[cfg(test)]
 mod tests {
@@ -72,5 +51,17 @@ mod tests {
         for bad in [0.99, 100.01, f32::NAN, f32::INFINITY] {
             assert!(Score::parse(bad).is_err());
         }
+    }
+
+    #[test]
+    fn rubric_scores_are_checked_one_by_one() {
+        let model = easel_rubric::RubricScores::from_array([72.0, 60.0, 80.0, 55.5, 70.0, 66.0]);
+        let scores: RubricScores = model.try_map(Score::parse).unwrap();
+        assert_eq!(scores.map(Score::value), model);
+        let json = serde_json::to_value(scores).unwrap();
+        assert_eq!(json, serde_json::to_value(model).unwrap());
+        assert_eq!(serde_json::from_value::<RubricScores>(json).unwrap(), scores);
+        let err = easel_rubric::RubricScores::from_array([72.0, 60.0, 0.5, 55.5, 70.0, 66.0]).try_map(Score::parse);
+        assert_eq!(err.unwrap_err().field, "score");
     }
 }

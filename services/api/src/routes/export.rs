@@ -13,6 +13,7 @@ use easel_core::auth::{self, Access, Caller};
 use easel_core::db::results::{self, ExportRow};
 use easel_core::export::csv_safe;
 use easel_core::http::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use easel_rubric::OUTPUTS;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -210,12 +211,9 @@ struct CsvRow<'a> {
     failure_code: Option<Cow<'a, str>>,
     model_version: Option<Cow<'a, str>>,
     score: Option<f32>,
-    overall: Option<f32>,
-    originality: Option<f32>,
-    color: Option<f32>,
-    texture: Option<f32>,
-    composition: Option<f32>,
-    content: Option<f32>,
+    /// Six cells in the head's order: the csv crate writes an array's items as cells, but cannot
+    /// write a flattened struct.
+    scores: [Option<f32>; 6],
     critique: Option<Cow<'a, str>>,
     created_at: DateTime<Utc>,
 }
@@ -230,12 +228,7 @@ impl<'a> From<&'a ExportRow> for CsvRow<'a> {
             failure_code,
             model_version,
             score,
-            overall,
-            originality,
-            color,
-            texture,
-            composition,
-            content,
+            scores,
             critique,
             created_at,
         } = row;
@@ -247,24 +240,20 @@ impl<'a> From<&'a ExportRow> for CsvRow<'a> {
             failure_code: text(failure_code),
             model_version: text(model_version),
             score: *score,
-            overall: *overall,
-            originality: *originality,
-            color: *color,
-            texture: *texture,
-            composition: *composition,
-            content: *content,
+            scores: scores.to_array(),
             critique: text(critique),
             created_at: *created_at,
         }
     }
 }
 
-/// The CSV header row, in `ExportRow`'s field order.
+/// The CSV header row, in `ExportRow`'s field order (its scores flattened).
 fn csv_header() -> Vec<u8> {
-    let columns = [
-        "submission_id", "external_id", "status", "failure_code", "model_version", "score", "overall", "originality",
-        "color", "texture", "composition", "content", "critique", "created_at",
-    ];
+    let columns: Vec<&str> = ["submission_id", "external_id", "status", "failure_code", "model_version", "score"]
+        .into_iter()
+        .chain(OUTPUTS)
+        .chain(["critique", "created_at"])
+        .collect();
     let mut header = columns.join(",").into_bytes();
     header.push(b'\n');
     header
@@ -272,6 +261,8 @@ fn csv_header() -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use easel_rubric::RubricScores;
+
     use super::*;
 
     #[test]
@@ -283,12 +274,7 @@ mod tests {
             failure_code: None,
             model_version: Some("easel-v1".into()),
             score: Some(-0.0),
-            overall: Some(71.5),
-            originality: Some(60.0),
-            color: Some(70.0),
-            texture: Some(80.0),
-            composition: Some(90.0),
-            content: Some(100.0),
+            scores: RubricScores::from_array([71.5, 60.0, 70.0, 80.0, 90.0, 100.0].map(Some)),
             critique: Some("@SUM(1+1)\n-a second line".into()),
             created_at: DateTime::<Utc>::UNIX_EPOCH,
         };
@@ -306,5 +292,40 @@ mod tests {
         assert_eq!(cell("score"), "-0.0");
         assert_eq!(cell("overall"), "71.5");
         assert_eq!(record.len(), header.len());
+    }
+
+    #[test]
+    fn csv_columns_and_json_fields_stay_as_documented() {
+        let header = String::from_utf8(csv_header()).unwrap();
+        assert_eq!(
+            header,
+            "submission_id,external_id,status,failure_code,model_version,score,overall,originality,color,texture,\
+             composition,content,critique,created_at\n"
+        );
+        // A submission without a result: empty cells, and nulls in its JSON line, in the same order.
+        let row = ExportRow {
+            submission_id: Uuid::nil(),
+            external_id: None,
+            status: "pending".into(),
+            failure_code: None,
+            model_version: None,
+            score: None,
+            scores: RubricScores::from_array([None; 6]),
+            critique: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let mut csv = Encoder::new(Format::Csv);
+        csv.push(&row).unwrap();
+        let text = String::from_utf8(csv.take().to_vec()).unwrap();
+        assert_eq!(text.lines().nth(1).unwrap(), format!("{},,pending,,,,,,,,,,,1970-01-01T00:00:00Z", Uuid::nil()));
+        let mut jsonl = Encoder::new(Format::JsonLines);
+        jsonl.push(&row).unwrap();
+        let line = String::from_utf8(jsonl.take().to_vec()).unwrap();
+        let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line).unwrap();
+        let columns: Vec<&str> = header.trim_end().split(',').collect();
+        assert_eq!(fields.len(), columns.len());
+        let positions: Vec<usize> = columns.iter().map(|c| line.find(&format!("\"{c}\":")).expect(c)).collect();
+        assert!(positions.is_sorted(), "{line}");
+        assert_eq!(fields["composition"], serde_json::Value::Null);
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{ScoresView, model_version};
+use super::{Scores, model_version};
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -44,7 +44,7 @@ pub struct LeaderboardEntry {
     pub submission_id: Uuid,
     pub external_id: Option<String>,
     pub score: f32,
-    pub scores: ScoresView,
+    pub scores: Scores,
     /// Absent on a public leaderboard read without a key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub critique: Option<String>,
@@ -100,10 +100,10 @@ pub async fn results(
     let items = rows
         .into_iter()
         .map(|r| LeaderboardEntry {
-            scores: ScoresView::from(&r),
             submission_id: r.submission_id,
             external_id: r.external_id,
             score: r.score,
+            scores: r.scores,
             critique: (visibility == Visibility::Full).then_some(r.critique),
         })
         .collect();

@@ -10,9 +10,8 @@ use axum::routing::get;
 use easel_core::db::competitions::Competition;
 use easel_core::db::results;
 use easel_core::http::ApiError;
-use serde::Serialize;
+use easel_rubric::RubricScores;
 use sqlx::PgPool;
-use utoipa::ToSchema;
 
 use crate::state::AppState;
 
@@ -37,26 +36,7 @@ async fn model_version(pool: &PgPool, competition: &Competition, asked: Option<S
     }
 }
 
-/// The overall score and the five rubric scores, each in 1..=100.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-pub struct ScoresView {
-    pub overall: f32,
-    pub originality: f32,
-    pub color: f32,
-    pub texture: f32,
-    pub composition: f32,
-    pub content: f32,
-}
-
-impl From<&results::ResultRecord> for ScoresView {
-    fn from(r: &results::ResultRecord) -> Self {
-        Self {
-            overall: r.overall,
-            originality: r.originality,
-            color: r.color,
-            texture: r.texture,
-            composition: r.composition,
-            content: r.content,
-        }
-    }
-}
+/// The overall score and the five rubric scores, each in 1..=100, as the API serves them: six
+/// flat fields. A plain name because utoipa's derive composes the schema of a generic field type
+/// itself, and would miss the flat one the rubric crate gives `RubricScores<f32>`.
+pub type Scores = RubricScores<f32>;

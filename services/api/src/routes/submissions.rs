@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::ScoresView;
+use super::Scores;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,7 +47,7 @@ pub struct ResultView {
     pub model_version: String,
     /// The leaderboard score: the rubric-weighted mean, or the overall score.
     pub score: f32,
-    pub scores: ScoresView,
+    pub scores: Scores,
     pub critique: String,
     pub new_tokens: i32,
     /// Milliseconds per stage: fetch, decode, vision, head, generate, and the batch size.
@@ -59,9 +59,9 @@ pub struct ResultView {
 impl From<results::ResultRecord> for ResultView {
     fn from(r: results::ResultRecord) -> Self {
         Self {
-            scores: ScoresView::from(&r),
             model_version: r.model_version,
             score: r.score,
+            scores: r.scores,
             critique: r.critique,
             new_tokens: r.new_tokens,
             timings: r.timings.0,
