@@ -4,17 +4,24 @@ use axum::Json;
 use easel_core::auth::BearerSecurity;
 use utoipa::OpenApi;
 
-use crate::routes::{export, leaderboard, progress, submissions};
+use crate::routes::jury::{agreement, roster, scores_csv, standings};
+use crate::routes::{audit, export, leaderboard, progress, submissions};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Easel API", description = "Submissions, leaderboards, progress and exports of Easel's painting assessments."),
+    info(title = "Easel API", description = "Submissions, leaderboards, progress and exports of Easel's painting assessments; jury rounds' standings, agreement figures, score sheets and the audit log."),
     paths(
         submissions::get_submission,
         leaderboard::results,
         progress::progress,
         export::export_csv,
         export::export_jsonl,
+        roster::rounds,
+        roster::jurors,
+        standings::standings,
+        agreement::agreement,
+        scores_csv::scores_csv,
+        audit::audit,
     ),
     components(schemas(easel_core::http::ErrorBody, easel_core::http::ErrorDetail)),
     modifiers(&BearerSecurity)

@@ -10,6 +10,8 @@ mod end_to_end;
 mod failures;
 mod hostile_text;
 mod idempotency;
+mod jury;
+mod jury_access;
 mod lifecycle;
 mod limits;
 mod openapi_fuzz;

@@ -76,16 +76,24 @@ pub struct ResultRecord {
     pub new_tokens: i32,
     pub timings: Json<serde_json::Value>,
     pub created_at: DateTime<Utc>,
+    /// An organiser's score in place of the model's (`overrides`).
+    pub override_score: Option<f32>,
+    /// The override, or else the model's score: what the leaderboard ranks by.
+    pub effective_score: f32,
 }
 
 const RESULT_COLUMNS: &str = "r.submission_id, s.external_id, r.model_version, r.score, r.overall, r.originality, \
-     r.color, r.texture, r.composition, r.content, r.critique, r.new_tokens, r.timings, r.created_at";
+     r.color, r.texture, r.composition, r.content, r.critique, r.new_tokens, r.timings, r.created_at, \
+     o.score AS override_score, COALESCE(o.score, r.score) AS effective_score";
+
+/// Results with their submissions and overrides.
+const RESULTS: &str = "results r JOIN submissions s ON s.id = r.submission_id \
+     LEFT JOIN overrides o ON o.submission_id = r.submission_id";
 
 /// The newest result of a submission (of any model version).
 pub async fn latest_for_submission(pool: &PgPool, submission_id: Uuid) -> Result<Option<ResultRecord>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {RESULT_COLUMNS} FROM results r JOIN submissions s ON s.id = r.submission_id \
-         WHERE r.submission_id = $1 ORDER BY r.created_at DESC LIMIT 1"
+        "SELECT {RESULT_COLUMNS} FROM {RESULTS} WHERE r.submission_id = $1 ORDER BY r.created_at DESC LIMIT 1"
     ))
     .bind(submission_id)
     .fetch_optional(pool)
@@ -100,7 +108,7 @@ pub async fn latest_model_version(pool: &PgPool, competition_id: Uuid) -> Result
         .await
 }
 
-/// Where a leaderboard page starts: after this (score, submission) in descending order.
+/// Where a leaderboard page starts: after this (effective score, submission) in descending order.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LeaderboardCursor {
     pub score: f32,
@@ -117,15 +125,16 @@ pub struct LeaderboardQuery {
     pub limit: i64,
 }
 
-/// One page of a competition's leaderboard, best first (ties broken by submission id), by
-/// keyset pagination over the `results_leaderboard` index.
+/// One page of a competition's leaderboard by effective score (an organiser's override, or
+/// the model's score), best first, ties broken by submission id; keyset pagination.
 pub async fn leaderboard(pool: &PgPool, query: &LeaderboardQuery) -> Result<Vec<ResultRecord>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {RESULT_COLUMNS} FROM results r JOIN submissions s ON s.id = r.submission_id \
+        "SELECT {RESULT_COLUMNS} FROM {RESULTS} \
          WHERE r.competition_id = $1 AND r.model_version = $2 \
-           AND ($3::real IS NULL OR r.score >= $3) AND ($4::real IS NULL OR r.score <= $4) \
-           AND ($5::real IS NULL OR (r.score, r.submission_id) < ($5, $6)) \
-         ORDER BY r.score DESC, r.submission_id DESC LIMIT $7"
+           AND ($3::real IS NULL OR COALESCE(o.score, r.score) >= $3) \
+           AND ($4::real IS NULL OR COALESCE(o.score, r.score) <= $4) \
+           AND ($5::real IS NULL OR (COALESCE(o.score, r.score), r.submission_id) < ($5, $6)) \
+         ORDER BY COALESCE(o.score, r.score) DESC, r.submission_id DESC LIMIT $7"
     ))
     .bind(query.competition_id)
     .bind(&query.model_version)

@@ -20,9 +20,9 @@ pub struct LeaderboardParams {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// Only scores at or above this.
+    /// Only effective scores at or above this.
     pub min_score: Option<f32>,
-    /// Only scores at or below this.
+    /// Only effective scores at or below this.
     pub max_score: Option<f32>,
     /// Default: the model version that most recently scored the competition.
     pub model_version: Option<String>,
@@ -33,7 +33,7 @@ pub struct LeaderboardPage {
     pub competition: String,
     /// The model version ranked (null while nothing is scored).
     pub model_version: Option<String>,
-    /// Best first; ties in order of submission id, descending.
+    /// Best effective score first; ties in order of submission id, descending.
     pub items: Vec<LeaderboardEntry>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
@@ -43,8 +43,13 @@ pub struct LeaderboardPage {
 pub struct LeaderboardEntry {
     pub submission_id: Uuid,
     pub external_id: Option<String>,
+    /// The model's score.
     pub score: f32,
     pub scores: Scores,
+    /// An organiser's score in place of the model's (`POST /v1/submissions/{id}/override`).
+    pub override_score: Option<f32>,
+    /// The override, or else the model's score: what the leaderboard ranks by.
+    pub effective_score: f32,
     /// Absent on a public leaderboard read without a key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub critique: Option<String>,
@@ -95,7 +100,7 @@ pub async fn results(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more
-        .then(|| rows.last().map(|r| format_cursor(LeaderboardCursor { score: r.score, submission_id: r.submission_id })))
+        .then(|| rows.last().map(|r| format_cursor(LeaderboardCursor { score: r.effective_score, submission_id: r.submission_id })))
         .flatten();
     let items = rows
         .into_iter()
@@ -104,6 +109,8 @@ pub async fn results(
             external_id: r.external_id,
             score: r.score,
             scores: r.scores,
+            override_score: r.override_score,
+            effective_score: r.effective_score,
             critique: (visibility == Visibility::Full).then_some(r.critique),
         })
         .collect();

@@ -1,6 +1,8 @@
 //! The read API's routes: the table ([`router`]) and the handlers, one module per resource.
 
+pub mod audit;
 pub mod export;
+pub mod jury;
 pub mod leaderboard;
 pub mod progress;
 pub mod submissions;
@@ -24,6 +26,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/competitions/{slug}/progress", get(progress::progress))
         .route("/v1/competitions/{slug}/export.csv", get(export::export_csv))
         .route("/v1/competitions/{slug}/export.jsonl", get(export::export_jsonl))
+        .route("/v1/competitions/{slug}/audit", get(audit::audit))
+        .route("/v1/competitions/{slug}/jurors", get(jury::roster::jurors))
+        .route("/v1/competitions/{slug}/rounds", get(jury::roster::rounds))
+        .route("/v1/competitions/{slug}/rounds/{round}/standings", get(jury::standings::standings))
+        .route("/v1/competitions/{slug}/rounds/{round}/agreement", get(jury::agreement::agreement))
+        .route("/v1/competitions/{slug}/rounds/{round}/scores.csv", get(jury::scores_csv::scores_csv))
         .route("/openapi.json", get(crate::openapi::serve))
         .with_state(state)
 }

@@ -2,6 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use easel_core::auth::{Access, Caller};
+use easel_core::db::overrides::{self, Override};
 use easel_core::db::{results, submissions};
 use easel_core::domain::SubmissionStatus;
 use easel_core::http::{ApiError, ApiPath, ErrorBody};
@@ -48,6 +49,12 @@ pub struct ResultView {
     /// The leaderboard score: the rubric-weighted mean, or the overall score.
     pub score: f32,
     pub scores: Scores,
+    /// An organiser's score in place of the model's, with its reason.
+    #[serde(rename = "override")]
+    #[schema(rename = "override")]
+    pub override_: Option<Override>,
+    /// The override, or else `score`: what the leaderboard ranks by.
+    pub effective_score: f32,
     pub critique: String,
     pub new_tokens: i32,
     /// Milliseconds per stage: fetch, decode, vision, head, generate, and the batch size.
@@ -56,12 +63,14 @@ pub struct ResultView {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<results::ResultRecord> for ResultView {
-    fn from(r: results::ResultRecord) -> Self {
+impl ResultView {
+    fn new(r: results::ResultRecord, override_: Option<Override>) -> Self {
         Self {
             model_version: r.model_version,
             score: r.score,
             scores: r.scores,
+            override_,
+            effective_score: r.effective_score,
             critique: r.critique,
             new_tokens: r.new_tokens,
             timings: r.timings.0,
@@ -100,6 +109,7 @@ pub async fn get_submission(
     }
     caller.require(&record.competition_slug, Access::Read)?;
     let result = results::latest_for_submission(&state.pool, id).await.map_err(ApiError::database)?;
+    let override_ = overrides::find(&state.pool, id).await.map_err(ApiError::database)?;
     let status = record.status().map_err(ApiError::internal)?;
     let failure = match (record.failure_code, record.failure_reason) {
         (Some(code), reason) if status == SubmissionStatus::Failed => Some(FailureView { code, reason: reason.unwrap_or_default() }),
@@ -115,6 +125,6 @@ pub async fn get_submission(
         description: record.description,
         created_at: record.created_at,
         updated_at: record.updated_at,
-        result: result.map(ResultView::from),
+        result: result.map(|r| ResultView::new(r, override_)),
     }))
 }

@@ -56,8 +56,9 @@ pub async fn create(
     ApiPath(slug): ApiPath<String>,
     body: Result<ApiJson<NewJuror>, ApiError>,
 ) -> Result<(StatusCode, Json<JurorCreated>), ApiError> {
-    let admin = caller.require_admin()?;
+    // A key that holds nothing in the competition gets its 404 before the admin check's 403.
     let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Judge, false).await?;
+    let admin = caller.require_admin()?;
     let ApiJson(body) = body?;
     let name = Name::parse("name", &body.name)?;
     let scopes = Scopes::parse(&[format!("competition:{}:{}", competition.slug, Access::Judge.as_str())]).map_err(ApiError::internal)?;

@@ -82,8 +82,8 @@ pub async fn create(
     ApiPath(slug): ApiPath<String>,
     body: Result<ApiJson<NewRound>, ApiError>,
 ) -> Result<(StatusCode, Json<Round>), ApiError> {
-    let admin = caller.require_admin()?;
     let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Read, false).await?;
+    let admin = caller.require_admin()?;
     let ApiJson(body) = body?;
     let name = Name::parse("name", &body.name)?;
     let scale = Scale::parse(body.scale_min, body.scale_max)?;
@@ -191,9 +191,9 @@ pub async fn change(
     path: Result<ApiPath<(String, Uuid)>, ApiError>,
     body: Result<ApiJson<RoundChange>, ApiError>,
 ) -> Result<Json<Round>, ApiError> {
-    let admin = caller.require_admin()?;
     let ApiPath((slug, round_id)) = path?;
     let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Read, false).await?;
+    let admin = caller.require_admin()?;
     let ApiJson(body) = body?;
     let mut tx = state.pool.begin().await.map_err(ApiError::database)?;
     let (before, after) = rounds::set_closed(&mut tx, competition.id, round_id, body.closed)

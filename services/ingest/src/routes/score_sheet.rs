@@ -66,9 +66,9 @@ pub async fn import(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SheetImported>, ApiError> {
     let ApiPath((slug, round_id)) = path?;
+    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Read, false).await?;
     let admin = caller.require_admin()?;
     let body = body.map_err(|e| ApiError::new(e.status(), "request.too_large", e.body_text()))?;
-    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Read, false).await?;
     let round = jury::round(&state.pool, &competition, round_id).await?;
     let entries = rounds::entries(&state.pool, round.id, None).await.map_err(ApiError::database)?;
     let by_external_id: HashMap<String, Uuid> =
