@@ -322,6 +322,15 @@ async fn a_jury_scores_blind_rounds_beside_the_model_and_its_agreement_is_measur
     let (_, board) = app.api_json(&format!("/v1/competitions/{slug}/results?limit=1")).await;
     assert_eq!(board["items"][0]["submission_id"], target.to_string(), "the override ranks it first: {board}");
 
+    let (_, export) = app.api_text(&format!("/v1/competitions/{slug}/export.csv")).await;
+    let mut reader = csv::Reader::from_reader(export.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let row = reader.records().map(Result::unwrap).find(|r| r[column("submission_id")] == target.to_string()).unwrap();
+    assert_eq!(row[column("override_score")].parse::<f32>().unwrap(), 97.0);
+    assert_eq!(row[column("effective_score")].parse::<f32>().unwrap(), 97.0);
+    assert_eq!(row[column("score")].parse::<f32>().unwrap(), model[&target]);
+
     let (status, audit) = app.api_json(&format!("/v1/competitions/{slug}/audit?limit=1000")).await;
     assert_eq!(status, 200, "{audit}");
     let log = audit["items"].as_array().unwrap();

@@ -163,6 +163,10 @@ pub struct ExportRow {
     pub scores: RubricScores<Option<f32>>,
     pub critique: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// An organiser's score in place of the model's.
+    pub override_score: Option<f32>,
+    /// The override, or else the model's score (null without either).
+    pub effective_score: Option<f32>,
 }
 
 /// Where an export page ends: the last row's creation time and id.
@@ -180,8 +184,10 @@ pub async fn export_page(
 ) -> Result<Vec<ExportRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT s.id AS submission_id, s.external_id, s.status, s.failure_code, r.model_version, r.score, r.overall, \
-                r.originality, r.color, r.texture, r.composition, r.content, r.critique, s.created_at \
+                r.originality, r.color, r.texture, r.composition, r.content, r.critique, s.created_at, \
+                o.score AS override_score, COALESCE(o.score, r.score) AS effective_score \
          FROM submissions s LEFT JOIN results r ON r.submission_id = s.id AND r.model_version = $2 \
+              LEFT JOIN overrides o ON o.submission_id = s.id \
          WHERE s.competition_id = $1 AND ($3::timestamptz IS NULL OR (s.created_at, s.id) > ($3, $4)) \
          ORDER BY s.created_at, s.id LIMIT $5",
     )

@@ -47,7 +47,7 @@ enum Format {
     path = "/v1/competitions/{slug}/export.csv",
     params(("slug" = String, Path, description = "The competition"), ExportParams),
     responses(
-        (status = 200, content_type = "text/csv", description = "submission_id, external_id, status, failure_code, model_version, score, overall, originality, color, texture, composition, content, critique, created_at"),
+        (status = 200, content_type = "text/csv", description = "submission_id, external_id, status, failure_code, model_version, score, overall, originality, color, texture, composition, content, critique, created_at, override_score, effective_score"),
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key may not read this competition", body = ErrorBody),
@@ -216,6 +216,8 @@ struct CsvRow<'a> {
     scores: [Option<f32>; 6],
     critique: Option<Cow<'a, str>>,
     created_at: DateTime<Utc>,
+    override_score: Option<f32>,
+    effective_score: Option<f32>,
 }
 
 impl<'a> From<&'a ExportRow> for CsvRow<'a> {
@@ -231,6 +233,8 @@ impl<'a> From<&'a ExportRow> for CsvRow<'a> {
             scores,
             critique,
             created_at,
+            override_score,
+            effective_score,
         } = row;
         let text = |cell: &'a Option<String>| cell.as_deref().map(csv_safe);
         Self {
@@ -243,6 +247,8 @@ impl<'a> From<&'a ExportRow> for CsvRow<'a> {
             scores: scores.to_array(),
             critique: text(critique),
             created_at: *created_at,
+            override_score: *override_score,
+            effective_score: *effective_score,
         }
     }
 }
@@ -252,7 +258,7 @@ fn csv_header() -> Vec<u8> {
     let columns: Vec<&str> = ["submission_id", "external_id", "status", "failure_code", "model_version", "score"]
         .into_iter()
         .chain(OUTPUTS)
-        .chain(["critique", "created_at"])
+        .chain(["critique", "created_at", "override_score", "effective_score"])
         .collect();
     let mut header = columns.join(",").into_bytes();
     header.push(b'\n');
@@ -277,6 +283,8 @@ mod tests {
             scores: RubricScores::from_array([71.5, 60.0, 70.0, 80.0, 90.0, 100.0].map(Some)),
             critique: Some("@SUM(1+1)\n-a second line".into()),
             created_at: DateTime::<Utc>::UNIX_EPOCH,
+            override_score: Some(88.5),
+            effective_score: Some(88.5),
         };
         let mut encoder = Encoder::new(Format::Csv);
         encoder.push(&row).unwrap();
@@ -291,6 +299,7 @@ mod tests {
         // Numbers are written as numbers, a negative one included.
         assert_eq!(cell("score"), "-0.0");
         assert_eq!(cell("overall"), "71.5");
+        assert_eq!(cell("effective_score"), "88.5");
         assert_eq!(record.len(), header.len());
     }
 
@@ -300,7 +309,7 @@ mod tests {
         assert_eq!(
             header,
             "submission_id,external_id,status,failure_code,model_version,score,overall,originality,color,texture,\
-             composition,content,critique,created_at\n"
+             composition,content,critique,created_at,override_score,effective_score\n"
         );
         // A submission without a result: empty cells, and nulls in its JSON line, in the same order.
         let row = ExportRow {
@@ -313,11 +322,13 @@ mod tests {
             scores: RubricScores::from_array([None; 6]),
             critique: None,
             created_at: DateTime::<Utc>::UNIX_EPOCH,
+            override_score: None,
+            effective_score: None,
         };
         let mut csv = Encoder::new(Format::Csv);
         csv.push(&row).unwrap();
         let text = String::from_utf8(csv.take().to_vec()).unwrap();
-        assert_eq!(text.lines().nth(1).unwrap(), format!("{},,pending,,,,,,,,,,,1970-01-01T00:00:00Z", Uuid::nil()));
+        assert_eq!(text.lines().nth(1).unwrap(), format!("{},,pending,,,,,,,,,,,1970-01-01T00:00:00Z,,", Uuid::nil()));
         let mut jsonl = Encoder::new(Format::JsonLines);
         jsonl.push(&row).unwrap();
         let line = String::from_utf8(jsonl.take().to_vec()).unwrap();

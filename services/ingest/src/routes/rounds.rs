@@ -182,6 +182,7 @@ pub struct RoundChange {
         (status = 403, description = "The key is not `admin`", body = ErrorBody),
         (status = 404, description = "No such competition or round", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "The body is not `{\"closed\": true|false}`", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

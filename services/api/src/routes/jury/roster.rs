@@ -30,6 +30,7 @@ pub struct JurorList {
     params(("slug" = String, Path, description = "The competition")),
     responses(
         (status = 200, body = RoundList),
+        (status = 400, description = "The slug is not UTF-8", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key may not read this competition", body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -49,6 +50,7 @@ pub async fn rounds(State(state): State<AppState>, caller: Caller, ApiPath(slug)
     params(("slug" = String, Path, description = "The competition")),
     responses(
         (status = 200, body = JurorList),
+        (status = 400, description = "The slug is not UTF-8", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key may not read this competition", body = ErrorBody),
         (status = 404, body = ErrorBody),
