@@ -37,6 +37,15 @@ pub fn entry_not_in_round(submission_id: Uuid) -> ApiError {
     ApiError::not_found("entry.not_found", format!("the round holds no entry {submission_id}"))
 }
 
+/// Checks the round holds the entry, or 404.
+pub async fn entry_in_round(pool: &PgPool, round: &Round, submission_id: Uuid) -> Result<(), ApiError> {
+    if rounds::holds(pool, round.id, submission_id).await.map_err(ApiError::database)? {
+        Ok(())
+    } else {
+        Err(entry_not_in_round(submission_id))
+    }
+}
+
 /// A round's entries, jurors and scores, as stored and as the statistics take them.
 #[derive(Debug, Clone)]
 pub struct RoundScores {

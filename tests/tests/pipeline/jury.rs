@@ -348,8 +348,8 @@ async fn a_jury_scores_blind_rounds_beside_the_model_and_its_agreement_is_measur
     assert!(override_entry["key_name"].is_string() && override_entry["at"].is_string());
     let second_look = log
         .iter()
-        .filter(|e| e["action"] == "score_set" && e["subject"]["submission_id"] == second.to_string() && e["subject"]["juror"] == "Anna Müller")
-        .last()
+        .rev()
+        .find(|e| e["action"] == "score_set" && e["subject"]["submission_id"] == second.to_string() && e["subject"]["juror"] == "Anna Müller")
         .unwrap();
     assert_eq!(second_look["old"]["score"], first);
     assert_eq!(second_look["new"]["score"], changed);

@@ -191,7 +191,7 @@ async fn what_a_jury_sends_is_checked_before_anything_changes() {
     }
     let raw = s.juror.put(&score_url).header("content-type", "application/json").body("{\"score\": 1e400}").send().await.unwrap();
     assert!([400, 422].contains(&raw.status().as_u16()));
-    for path in [format!("/rounds/{round}/scores/not-a-uuid"), format!("/rounds/nope/queue")] {
+    for path in [format!("/rounds/{round}/scores/not-a-uuid"), "/rounds/nope/queue".to_string()] {
         let status = s.juror.request(if path.ends_with("queue") { Method::GET } else { Method::PUT }, ingest(&path)).json(&json!({"score": 5})).send().await.unwrap().status();
         assert_eq!(status, 400, "{path}");
     }

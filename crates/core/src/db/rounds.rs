@@ -196,14 +196,15 @@ pub struct RoundEntry {
     pub model_score: Option<f32>,
 }
 
+const ENTRY_COLUMNS: &str =
+    "s.id AS submission_id, s.external_id, s.description, s.width, s.height, r.score AS model_score";
+/// A round's entries with the model's scores of version `$2`.
+const ENTRIES: &str = "round_entries e JOIN submissions s ON s.id = e.submission_id \
+     LEFT JOIN results r ON r.submission_id = s.id AND r.model_version = $2";
+
 /// Every entry of a round, in submission order.
 pub async fn entries(db: impl PgExecutor<'_>, round_id: Uuid, model_version: Option<&str>) -> Result<Vec<RoundEntry>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT s.id AS submission_id, s.external_id, s.description, s.width, s.height, r.score AS model_score \
-         FROM round_entries e JOIN submissions s ON s.id = e.submission_id \
-         LEFT JOIN results r ON r.submission_id = s.id AND r.model_version = $2 \
-         WHERE e.round_id = $1 ORDER BY s.created_at, s.id",
-    )
+    sqlx::query_as(&format!("SELECT {ENTRY_COLUMNS} FROM {ENTRIES} WHERE e.round_id = $1 ORDER BY s.created_at, s.id"))
     .bind(round_id)
     .bind(model_version)
     .fetch_all(db)
@@ -222,19 +223,18 @@ pub async fn queue(
     offset: i64,
     limit: i64,
 ) -> Result<Vec<RoundEntry>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT s.id AS submission_id, s.external_id, s.description, s.width, s.height, r.score AS model_score \
-         FROM round_entries e JOIN submissions s ON s.id = e.submission_id \
-         LEFT JOIN results r ON r.submission_id = s.id AND r.model_version = $3 \
+    // $2 is the model version in ENTRIES; the juror is $3.
+    sqlx::query_as(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM {ENTRIES} \
          WHERE e.round_id = $1 \
            AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM juror_scores j \
-                                      WHERE j.round_id = $1 AND j.submission_id = s.id AND j.juror_id = $2)) \
-         ORDER BY sha256(convert_to($2::text || ':' || s.id::text, 'UTF8')), s.id \
-         OFFSET $5 LIMIT $6",
-    )
+                                      WHERE j.round_id = $1 AND j.submission_id = s.id AND j.juror_id = $3)) \
+         ORDER BY sha256(convert_to($3::text || ':' || s.id::text, 'UTF8')), s.id \
+         OFFSET $5 LIMIT $6"
+    ))
     .bind(round_id)
-    .bind(juror_id)
     .bind(model_version)
+    .bind(juror_id)
     .bind(pending_only)
     .bind(offset)
     .bind(limit)

@@ -103,7 +103,7 @@ impl JurorScore {
             None => return Err(ValidationError::new("score", "is required (unless declaring a conflict of interest)")),
         };
         let rubric = rubric.map(|r| r.try_map(|value| scale.check("rubric", value))).transpose()?;
-        let note = note.map(|text| Self::parse_note(text)).transpose()?.filter(|n| !n.is_empty());
+        let note = note.map(Self::parse_note).transpose()?.filter(|n| !n.is_empty());
         Ok(Self { score, rubric, note, conflict })
     }
 

@@ -218,9 +218,7 @@ pub async fn image(
         jury::juror(&state.pool, &caller, &slug).await?.0
     };
     let round = jury::round(&state.pool, &competition, round_id).await?;
-    if !rounds::holds(&state.pool, round.id, submission_id).await.map_err(ApiError::database)? {
-        return Err(jury::entry_not_in_round(submission_id));
-    }
+    jury::entry_in_round(&state.pool, &round, submission_id).await?;
     let submission = submissions::find(&state.pool, submission_id)
         .await
         .map_err(ApiError::database)?
@@ -296,9 +294,7 @@ pub async fn put_score(
     let (competition, juror) = jury::juror(&state.pool, &caller, &slug).await?;
     let key = caller.key()?;
     let round = jury::round(&state.pool, &competition, round_id).await?;
-    if !rounds::holds(&state.pool, round.id, submission_id).await.map_err(ApiError::database)? {
-        return Err(jury::entry_not_in_round(submission_id));
-    }
+    jury::entry_in_round(&state.pool, &round, submission_id).await?;
     let ApiJson(body) = body?;
     let score = JurorScore::parse(round.scale(), body.score, body.rubric, body.note.as_deref(), body.conflict)?;
 

@@ -35,6 +35,9 @@ pub struct ScoresCsvParams {
     pub model_version: Option<String>,
 }
 
+/// One juror's scores of one entry: their name, and (dimension, score) pairs.
+type RaterScores = (String, Vec<(&'static str, f64)>);
+
 /// A round's scores, jurors' and the model's, in long format.
 #[utoipa::path(
     get,
@@ -66,7 +69,7 @@ pub async fn scores_csv(
     };
     let model_rater = version.map(|v| format!("model:{v}")).unwrap_or_default();
     let names: HashMap<Uuid, String> = scores.jurors.iter().map(|j| (j.id, j.name.clone())).collect();
-    let mut by_entry: HashMap<Uuid, Vec<(String, Vec<(&'static str, f64)>)>> = HashMap::new();
+    let mut by_entry: HashMap<Uuid, Vec<RaterScores>> = HashMap::new();
     for s in scores.scores.iter().filter(|s| !s.score.conflict) {
         let Some(score) = s.score.score else { continue };
         let mut dims = vec![("score", score)];
