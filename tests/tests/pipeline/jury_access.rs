@@ -251,4 +251,15 @@ async fn what_a_jury_sends_is_checked_before_anything_changes() {
     }
     let (status, _) = app.api_json("/v1/competitions/salon/audit?limit=0").await;
     assert_eq!(status, 400);
+
+    // Too little to say anything: every figure null, each with its reason, never NaN.
+    let (status, agreement) = app.api_json(&format!("/v1/competitions/salon/rounds/{round}/agreement")).await;
+    assert_eq!(status, 200, "{agreement}");
+    assert_eq!(agreement["n"], 0);
+    for figure in ["pearson", "spearman", "kendall", "mae_calibrated", "qwk"] {
+        assert!(agreement["model_vs_panel"][figure].is_null(), "{figure}: {agreement}");
+        assert!(agreement["reasons"][format!("model_vs_panel.{figure}")].is_string(), "{figure}: {agreement}");
+    }
+    assert!(agreement["inter_juror"]["icc2_1"].is_null() && agreement["reasons"]["inter_juror.icc2_1"].is_string(), "{agreement}");
+    assert!(!agreement.to_string().contains("NaN"));
 }
