@@ -322,6 +322,31 @@ async fn a_jury_scores_blind_rounds_beside_the_model_and_its_agreement_is_measur
     let (_, board) = app.api_json(&format!("/v1/competitions/{slug}/results?limit=1")).await;
     assert_eq!(board["items"][0]["submission_id"], target.to_string(), "the override ranks it first: {board}");
 
+    // Another override, pulling the model's best down: paged in sevens, the leaderboard is the
+    // effective order, overrides merged in at their place.
+    let demoted = by_model[0];
+    let url = format!("{}/v1/submissions/{demoted}/override", app.ingest_url);
+    assert_eq!(app.http.post(&url).json(&json!({ "score": 2.5, "reason": "disqualified: a copy" })).send().await.unwrap().status(), 200);
+    let mut effective: Vec<(Uuid, f32)> = model.iter().map(|(id, s)| (*id, *s)).collect();
+    for (id, score) in [(target, 97.0), (demoted, 2.5)] {
+        effective.iter_mut().find(|(i, _)| *i == id).unwrap().1 = score;
+    }
+    effective.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    let mut paged: Vec<Uuid> = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = app.api_json(&format!("/v1/competitions/{slug}/results?limit=7{cursor}")).await;
+        assert_eq!(status, 200, "{page}");
+        for item in page["items"].as_array().unwrap() {
+            paged.push(item["submission_id"].as_str().unwrap().parse().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, effective.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+
     let (_, export) = app.api_text(&format!("/v1/competitions/{slug}/export.csv")).await;
     let mut reader = csv::Reader::from_reader(export.as_bytes());
     let header = reader.headers().unwrap().clone();
@@ -340,6 +365,7 @@ async fn a_jury_scores_blind_rounds_beside_the_model_and_its_agreement_is_measur
     assert_eq!(actions("round_closed") + actions("round_reopened"), 2);
     // 4 × 60 by the jurors, one changed, 60 imported, 3 + 1 in round 2.
     assert_eq!(actions("score_set"), 4 * ENTRIES + 1 + ENTRIES + 4);
+    assert_eq!(actions("override_set"), 2);
     let override_entry = log.iter().find(|e| e["action"] == "override_set").unwrap();
     assert_eq!(override_entry["subject"]["submission_id"], target.to_string());
     assert_eq!(override_entry["old"], Value::Null);
