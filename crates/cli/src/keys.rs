@@ -18,7 +18,7 @@ pub enum KeysCommand {
         /// A label for people, e.g. "organiser" or "jury: Anna".
         #[arg(long)]
         name: String,
-        /// `admin`, or `competition:<slug>:submit|read|judge`; repeat for several.
+        /// `admin`, or `competition:<slug>:submit|read|judge|manage`; repeat for several.
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
         /// When the key stops working (RFC 3339, e.g. 2027-01-31T00:00:00Z); default never.

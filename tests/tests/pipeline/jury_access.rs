@@ -15,6 +15,8 @@ struct Setup {
     juror: reqwest::Client,
     other_juror: reqwest::Client,
     reader: reqwest::Client,
+    /// `competition:salon:manage`: runs the jury, reads nothing.
+    manager: reqwest::Client,
 }
 
 async fn setup() -> Setup {
@@ -43,6 +45,7 @@ async fn setup() -> Setup {
     let juror_key = juror("salon", "Anna").await;
     let other_juror = juror("other", "Olga").await;
     let reader = app.client(&app.create_key("reader", &["competition:salon:read"]).await);
+    let manager = app.client(&app.create_key("jury chair", &["competition:salon:manage"]).await);
     let response = app
         .http
         .post(format!("{}/v1/competitions/salon/rounds", app.ingest_url))
@@ -52,7 +55,7 @@ async fn setup() -> Setup {
         .unwrap();
     assert_eq!(response.status(), 201);
     let round: Value = response.json().await.unwrap();
-    Setup { round: round["id"].as_str().unwrap().to_string(), app, entry, juror: juror_key, other_juror, reader }
+    Setup { round: round["id"].as_str().unwrap().to_string(), app, entry, juror: juror_key, other_juror, reader, manager }
 }
 
 /// One jury route: the service, method, path and a body that would be valid.
@@ -115,11 +118,7 @@ async fn every_jury_route_keeps_strangers_jurors_and_readers_to_their_part() {
     for route in organiser.iter().chain(&juror) {
         let what = format!("{} {}", route.method, route.path);
         assert_eq!(call(&s.app, &s.app.anon, route).await, 401, "anonymous: {what}");
-        let other = call(&s.app, &s.other_juror, route).await;
-        // Overrides name a submission, not a competition: a key of another competition gets
-        // the 403 of a non-admin there; everything under /competitions/salon is a 404.
-        let expected = if route.path.starts_with("/v1/submissions") { 403 } else { 404 };
-        assert_eq!(other, expected, "another competition's juror: {what}");
+        assert_eq!(call(&s.app, &s.other_juror, route).await, 404, "another competition's juror: {what}");
     }
     for route in &organiser {
         let what = format!("{} {}", route.method, route.path);
@@ -129,17 +128,25 @@ async fn every_jury_route_keeps_strangers_jurors_and_readers_to_their_part() {
             assert_eq!(reader, 403, "a reader on a write: {what}");
         } else {
             assert_eq!(reader, 200, "a reader on a read: {what}");
+            assert_eq!(call(&s.app, &s.manager, route).await, 403, "a manager on a read: {what}");
         }
+    }
+    // A `manage` key runs the jury (the writes, in order: the override is set, then removed).
+    for route in organiser.iter().filter(|r| writes(r)) {
+        let status = call(&s.app, &s.manager, route).await;
+        assert!(status.is_success(), "a manager: {} {} → {status}", route.method, route.path);
     }
     for route in &juror {
         let what = format!("{} {}", route.method, route.path);
         assert_eq!(call(&s.app, &s.app.http, route).await, if route.path.ends_with("/image") { 200 } else { 403 }, "admin: {what}");
         assert_eq!(call(&s.app, &s.juror, route).await, 200, "the juror: {what}");
+        assert_eq!(call(&s.app, &s.manager, route).await, 403, "a manager is not a juror: {what}");
     }
     // The organiser's routes, with the admin key, do what they say.
     for route in &organiser {
         let status = call(&s.app, &s.app.http, route).await;
-        let expected = if route.method == Method::DELETE { [200, 404] } else { [200, 201] };
+        // The juror and the round the manager made are taken now: 409.
+        let expected: &[u16] = if route.method == Method::POST && (route.path.ends_with("/jurors") || route.path.ends_with("/rounds")) { &[409] } else { &[200] };
         assert!(expected.contains(&status.as_u16()), "admin: {} {} → {status}", route.method, route.path);
     }
 }

@@ -13,6 +13,9 @@ pub enum Access {
     Read,
     /// Score entries as a juror.
     Judge,
+    /// Run the competition's jury: add jurors, open and close rounds, import score sheets,
+    /// override scores (docs/JURIES.md).
+    Manage,
 }
 
 impl Access {
@@ -21,12 +24,13 @@ impl Access {
             Access::Submit => "submit",
             Access::Read => "read",
             Access::Judge => "judge",
+            Access::Manage => "manage",
         }
     }
 }
 
 /// One grant of a key: `admin` (everything, keys and competitions included) or
-/// `competition:<slug>:submit|read|judge`.
+/// `competition:<slug>:submit|read|judge|manage`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     Admin,
@@ -38,7 +42,7 @@ impl Scope {
         let bad = || {
             ValidationError::new(
                 "scopes",
-                format!("unknown scope {raw:?}; use `admin` or `competition:<slug>:submit|read|judge`"),
+                format!("unknown scope {raw:?}; use `admin` or `competition:<slug>:submit|read|judge|manage`"),
             )
         };
         if raw == "admin" {
@@ -50,6 +54,7 @@ impl Scope {
             "submit" => Access::Submit,
             "read" => Access::Read,
             "judge" => Access::Judge,
+            "manage" => Access::Manage,
             _ => return Err(bad()),
         };
         let slug = CompetitionSlug::parse(slug).map_err(|_| bad())?;
@@ -148,7 +153,7 @@ mod tests {
 
     #[test]
     fn scopes_parse_and_print_back() {
-        for raw in ["admin", "competition:spring-salon:submit", "competition:spring-salon:read", "competition:abc:judge"] {
+        for raw in ["admin", "competition:spring-salon:submit", "competition:spring-salon:read", "competition:abc:judge", "competition:abc:manage"] {
             assert_eq!(Scope::parse(raw).unwrap().to_string(), raw);
         }
     }

@@ -42,7 +42,7 @@ pub struct JurorCreated {
         (status = 201, body = JurorCreated),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "The key is not `admin`", body = ErrorBody),
+        (status = 403, description = "The key may not manage this competition (`admin` or `competition:<slug>:manage`)", body = ErrorBody),
         (status = 404, description = "No such competition", body = ErrorBody),
         (status = 409, description = "The competition has a juror of this name", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
@@ -56,9 +56,8 @@ pub async fn create(
     ApiPath(slug): ApiPath<String>,
     body: Result<ApiJson<NewJuror>, ApiError>,
 ) -> Result<(StatusCode, Json<JurorCreated>), ApiError> {
-    // A key that holds nothing in the competition gets its 404 before the admin check's 403.
-    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Judge, false).await?;
-    let admin = caller.require_admin()?;
+    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Manage, false).await?;
+    let admin = caller.key()?;
     let ApiJson(body) = body?;
     let name = Name::parse("name", &body.name)?;
     let scopes = Scopes::parse(&[format!("competition:{}:{}", competition.slug, Access::Judge.as_str())]).map_err(ApiError::internal)?;

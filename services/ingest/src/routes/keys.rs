@@ -24,7 +24,7 @@ const LIST_LIMIT: i64 = 1000;
 pub struct NewKey {
     /// A label for people (1–100 letters, digits, spaces and `- _ . : @ ( ) ' /`).
     pub name: String,
-    /// `admin`, or `competition:<slug>:submit|read|judge` (1–64 of them).
+    /// `admin`, or `competition:<slug>:submit|read|judge|manage` (1–64 of them).
     #[schema(example = json!(["competition:spring-salon:submit"]))]
     pub scopes: Vec<String>,
     /// When the key stops working (must be in the future); none: never.

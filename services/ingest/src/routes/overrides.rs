@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use easel_core::auth::Caller;
+use easel_core::auth::{Access, Caller, KeyCaller};
 use easel_core::db::audit::{self, Action, NewEntry};
 use easel_core::db::overrides::{self, Override};
 use easel_core::db::submissions;
@@ -44,7 +44,7 @@ pub struct OverrideView {
         (status = 200, body = OverrideView),
         (status = 400, description = "The body is not JSON, or the id is not a UUID", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "The key is not `admin`", body = ErrorBody),
+        (status = 403, description = "The key may not manage the submission's competition (`admin` or `competition:<slug>:manage`)", body = ErrorBody),
         (status = 404, description = "No such submission", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "A score outside 1–100, or no reason", body = ErrorBody),
@@ -57,12 +57,11 @@ pub async fn set(
     id: Result<ApiPath<Uuid>, ApiError>,
     body: Result<ApiJson<NewOverride>, ApiError>,
 ) -> Result<Json<OverrideView>, ApiError> {
-    let admin = caller.require_admin()?;
     let ApiPath(id) = id?;
+    let (competition_id, admin) = manage(&state, &caller, id).await?;
     let ApiJson(body) = body?;
     let score = Score::parse(body.score)?;
     let reason = Reason::parse(&body.reason)?;
-    let competition_id = competition_of(&state, id).await?;
     let mut tx = state.pool.begin().await.map_err(ApiError::database)?;
     let (before, after) = overrides::set(&mut tx, id, score, &reason, admin.id).await.map_err(ApiError::database)?;
     let entry = NewEntry::by(admin, competition_id, Action::OverrideSet, json!({ "submission_id": id }))
@@ -90,7 +89,7 @@ pub struct ClearParams {
         (status = 200, body = OverrideView),
         (status = 400, description = "No reason, or the id is not a UUID", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "The key is not `admin`", body = ErrorBody),
+        (status = 403, description = "The key may not manage the submission's competition (`admin` or `competition:<slug>:manage`)", body = ErrorBody),
         (status = 404, description = "No such submission, or it has no override", body = ErrorBody),
         (status = 422, description = "An empty or hostile reason", body = ErrorBody),
     ),
@@ -102,11 +101,10 @@ pub async fn clear(
     id: Result<ApiPath<Uuid>, ApiError>,
     params: Result<ApiQuery<ClearParams>, ApiError>,
 ) -> Result<Json<OverrideView>, ApiError> {
-    let admin = caller.require_admin()?;
     let ApiPath(id) = id?;
+    let (competition_id, admin) = manage(&state, &caller, id).await?;
     let ApiQuery(params) = params?;
     let reason = Reason::parse(&params.reason)?;
-    let competition_id = competition_of(&state, id).await?;
     let mut tx = state.pool.begin().await.map_err(ApiError::database)?;
     let removed = overrides::clear(&mut tx, id)
         .await
@@ -120,10 +118,16 @@ pub async fn clear(
     Ok(Json(OverrideView { submission_id: id, current: None }))
 }
 
-async fn competition_of(state: &AppState, id: Uuid) -> Result<Uuid, ApiError> {
-    submissions::find(&state.pool, id)
-        .await
-        .map_err(ApiError::database)?
-        .map(|s| s.competition_id)
-        .ok_or_else(|| ApiError::not_found("submission.not_found", format!("there is no submission {id}")))
+/// The submission's competition, if the caller may manage it: 401 without a key, 404 for a
+/// submission that does not exist or whose competition the key holds nothing in, 403 without
+/// `admin` or `competition:<slug>:manage`.
+async fn manage<'c>(state: &AppState, caller: &'c Caller, id: Uuid) -> Result<(Uuid, &'c KeyCaller), ApiError> {
+    let key = caller.key()?;
+    let unknown = || ApiError::not_found("submission.not_found", format!("there is no submission {id}"));
+    let submission = submissions::find(&state.pool, id).await.map_err(ApiError::database)?.ok_or_else(unknown)?;
+    if !key.scopes.knows(&submission.competition_slug) {
+        return Err(unknown());
+    }
+    let key = caller.require(&submission.competition_slug, Access::Manage)?;
+    Ok((submission.competition_id, key))
 }

@@ -68,7 +68,7 @@ pub struct NewRound {
         (status = 201, body = Round),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "The key is not `admin`", body = ErrorBody),
+        (status = 403, description = "The key may not manage this competition (`admin` or `competition:<slug>:manage`)", body = ErrorBody),
         (status = 404, description = "No such competition", body = ErrorBody),
         (status = 409, description = "The competition has a round of this name", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
@@ -82,8 +82,8 @@ pub async fn create(
     ApiPath(slug): ApiPath<String>,
     body: Result<ApiJson<NewRound>, ApiError>,
 ) -> Result<(StatusCode, Json<Round>), ApiError> {
-    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Read, false).await?;
-    let admin = caller.require_admin()?;
+    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Manage, false).await?;
+    let admin = caller.key()?;
     let ApiJson(body) = body?;
     let name = Name::parse("name", &body.name)?;
     let scale = Scale::parse(body.scale_min, body.scale_max)?;
@@ -179,7 +179,7 @@ pub struct RoundChange {
         (status = 200, body = Round),
         (status = 400, description = "The body is not JSON, or the round id is not a UUID", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "The key is not `admin`", body = ErrorBody),
+        (status = 403, description = "The key may not manage this competition (`admin` or `competition:<slug>:manage`)", body = ErrorBody),
         (status = 404, description = "No such competition or round", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 422, description = "The body is not `{\"closed\": true|false}`", body = ErrorBody),
@@ -193,8 +193,8 @@ pub async fn change(
     body: Result<ApiJson<RoundChange>, ApiError>,
 ) -> Result<Json<Round>, ApiError> {
     let ApiPath((slug, round_id)) = path?;
-    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Read, false).await?;
-    let admin = caller.require_admin()?;
+    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Manage, false).await?;
+    let admin = caller.key()?;
     let ApiJson(body) = body?;
     let mut tx = state.pool.begin().await.map_err(ApiError::database)?;
     let (before, after) = rounds::set_closed(&mut tx, competition.id, round_id, body.closed)

@@ -51,7 +51,7 @@ pub struct SheetImported {
         (status = 200, body = SheetImported),
         (status = 400, description = "The round id is not a UUID", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "The key is not `admin`", body = ErrorBody),
+        (status = 403, description = "The key may not manage this competition (`admin` or `competition:<slug>:manage`)", body = ErrorBody),
         (status = 404, description = "No such competition or round", body = ErrorBody),
         (status = 409, description = "The round is closed", body = ErrorBody),
         (status = 413, description = "Over 16 MiB", body = ErrorBody),
@@ -66,8 +66,8 @@ pub async fn import(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SheetImported>, ApiError> {
     let ApiPath((slug, round_id)) = path?;
-    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Read, false).await?;
-    let admin = caller.require_admin()?;
+    let (competition, _) = auth::competition(&state.pool, &caller, &slug, Access::Manage, false).await?;
+    let admin = caller.key()?;
     let body = body.map_err(|e| ApiError::new(e.status(), "request.too_large", e.body_text()))?;
     let round = jury::round(&state.pool, &competition, round_id).await?;
     let entries = rounds::entries(&state.pool, round.id, None).await.map_err(ApiError::database)?;
