@@ -65,9 +65,16 @@ impl Caller {
     /// Checks the key may do `access` in the competition `slug` (before looking it up): 401
     /// without a key, 404 for a competition the key holds nothing in, 403 without the scope.
     pub fn require(&self, slug: &str, access: Access) -> Result<&KeyCaller, ApiError> {
+        self.require_or_hide(slug, access, || competition_not_found(slug))
+    }
+
+    /// [`Caller::require`] for something that belongs to the competition `slug` (a submission):
+    /// a key that holds nothing in the competition gets `unknown`, the 404 of a thing that does
+    /// not exist.
+    pub fn require_or_hide(&self, slug: &str, access: Access, unknown: impl FnOnce() -> ApiError) -> Result<&KeyCaller, ApiError> {
         let key = self.key()?;
         if !key.scopes.knows(slug) {
-            return Err(competition_not_found(slug));
+            return Err(unknown());
         }
         if !key.scopes.allows(slug, access) {
             return Err(forbidden(&format!("this needs the `competition:{slug}:{}` scope", access.as_str())));

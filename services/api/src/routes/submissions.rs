@@ -100,14 +100,11 @@ pub async fn get_submission(
     caller: Caller,
     id: Result<ApiPath<Uuid>, ApiError>,
 ) -> Result<Json<SubmissionView>, ApiError> {
-    let key = caller.key()?;
+    caller.key()?;
     let ApiPath(id) = id?;
     let unknown = || ApiError::not_found("submission.not_found", format!("there is no submission {id}"));
     let record = submissions::find(&state.pool, id).await.map_err(ApiError::database)?.ok_or_else(unknown)?;
-    if !key.scopes.knows(&record.competition_slug) {
-        return Err(unknown());
-    }
-    caller.require(&record.competition_slug, Access::Read)?;
+    caller.require_or_hide(&record.competition_slug, Access::Read, unknown)?;
     let result = results::latest_for_submission(&state.pool, id).await.map_err(ApiError::database)?;
     let override_ = overrides::find(&state.pool, id).await.map_err(ApiError::database)?;
     let status = record.status().map_err(ApiError::internal)?;

@@ -122,12 +122,9 @@ pub async fn clear(
 /// submission that does not exist or whose competition the key holds nothing in, 403 without
 /// `admin` or `competition:<slug>:manage`.
 async fn manage<'c>(state: &AppState, caller: &'c Caller, id: Uuid) -> Result<(Uuid, &'c KeyCaller), ApiError> {
-    let key = caller.key()?;
+    caller.key()?;
     let unknown = || ApiError::not_found("submission.not_found", format!("there is no submission {id}"));
     let submission = submissions::find(&state.pool, id).await.map_err(ApiError::database)?.ok_or_else(unknown)?;
-    if !key.scopes.knows(&submission.competition_slug) {
-        return Err(unknown());
-    }
-    let key = caller.require(&submission.competition_slug, Access::Manage)?;
+    let key = caller.require_or_hide(&submission.competition_slug, Access::Manage, unknown)?;
     Ok((submission.competition_id, key))
 }
