@@ -54,5 +54,5 @@ pub use input::{Entry, Juror, JurorScore, Normalise, RoundData, Scale};
 pub use inter_juror::InterJuror;
 pub use jurors::JurorStats;
 pub use model_vs_panel::{ModelCi, ModelVsPanel};
-pub use ranking::{recall, top_by};
+pub use ranking::{panel_top, recall, top_by};
 pub use standings::{Standing, standings};

@@ -74,10 +74,7 @@ pub fn agreement(data: &RoundData, options: &AgreementOptions) -> Agreement {
 
     let (mut ids, mut model, mut panel_values) = (Vec::new(), Vec::new(), Vec::new());
     for standing in standings_of(data, &panel) {
-        let panel_value = match options.normalise {
-            Normalise::None => standing.panel_mean,
-            Normalise::Z => standing.panel_mean_z,
-        };
+        let panel_value = standing.panel(options.normalise);
         if let (Some(m), Some(p)) = (standing.model_score, panel_value) {
             ids.push(standing.submission_id);
             model.push(m);

@@ -5,6 +5,9 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
+use super::input::{Normalise, RoundData};
+use super::standings::standings;
+
 /// The ids of the `n` highest values, highest first. Missing (and non-finite) values are left
 /// out; equal values are ordered by id, ascending, so the list never depends on input order.
 pub fn top_by(values: &[(Uuid, Option<f64>)], n: usize) -> Vec<Uuid> {
@@ -12,6 +15,13 @@ pub fn top_by(values: &[(Uuid, Option<f64>)], n: usize) -> Vec<Uuid> {
         values.iter().filter_map(|&(id, value)| value.filter(|v| v.is_finite()).map(|v| (id, v))).collect();
     scored.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal).then(a.0.cmp(&b.0)));
     scored.into_iter().take(n).map(|(id, _)| id).collect()
+}
+
+/// The ids of the panel's `n` best entries of a round, by the raw or the normalised panel mean
+/// (as [`top_by`]: unscored entries left out, ties by id).
+pub fn panel_top(data: &RoundData, normalise: Normalise, n: usize) -> Vec<Uuid> {
+    let values: Vec<(Uuid, Option<f64>)> = standings(data).iter().map(|s| (s.submission_id, s.panel(normalise))).collect();
+    top_by(&values, n)
 }
 
 /// The share of `panel_top` that `shortlist` contains: how much of the jury's top entries a

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::input::{RoundData, Scale};
+use super::input::{Normalise, RoundData, Scale};
 use super::panel::Panel;
 use crate::stats::{mean, sample_sd};
 
@@ -20,6 +20,16 @@ pub struct Standing {
     /// How many jurors scored the entry.
     pub scores: usize,
     pub model_score: Option<f64>,
+}
+
+impl Standing {
+    /// The panel's value for the entry: the raw mean, or the normalised one.
+    pub fn panel(&self, normalise: Normalise) -> Option<f64> {
+        match normalise {
+            Normalise::None => self.panel_mean,
+            Normalise::Z => self.panel_mean_z,
+        }
+    }
 }
 
 /// One [`Standing`] per entry, in the order of `data.entries`.

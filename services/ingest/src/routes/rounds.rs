@@ -148,12 +148,7 @@ async fn shortlist(state: &AppState, competition: &Competition, from: Uuid, body
                 return Err(invalid("model_version", "only a model shortlist takes a model version".into()));
             }
             let scores = jury::round_scores(&state.pool, &source, None).await.map_err(ApiError::database)?;
-            let normalise = body.normalise.unwrap_or_default();
-            let ranked: Vec<(Uuid, Option<f64>)> = analysis::standings(&scores.data)
-                .into_iter()
-                .map(|s| (s.submission_id, if normalise == Normalise::Z { s.panel_mean_z } else { s.panel_mean }))
-                .collect();
-            let entries = analysis::top_by(&ranked, top as usize);
+            let entries = analysis::panel_top(&scores.data, body.normalise.unwrap_or_default(), top as usize);
             if entries.is_empty() {
                 return Err(invalid("by", format!("the panel scored no entry of round {from}")));
             }

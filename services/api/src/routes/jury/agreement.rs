@@ -117,12 +117,7 @@ async fn screening(
     };
     let source = jury::round(&state.pool, competition, from).await?;
     let source_scores = jury::round_scores(&state.pool, &source, None).await.map_err(ApiError::database)?;
-    let panel: Vec<(Uuid, Option<f64>)> = analysis::standings(&source_scores.data)
-        .into_iter()
-        .map(|s| (s.submission_id, if normalise == Normalise::Z { s.panel_mean_z } else { s.panel_mean }))
-        .collect();
-    let top = usize::try_from(top).unwrap_or(0);
-    let panel_top = analysis::top_by(&panel, top);
+    let panel_top = analysis::panel_top(&source_scores.data, normalise, usize::try_from(top).unwrap_or(0));
     let shortlist: Vec<Uuid> =
         rounds::entries(&state.pool, round.id, None).await.map_err(ApiError::database)?.into_iter().map(|e| e.submission_id).collect();
     Ok(match analysis::recall(&panel_top, &shortlist) {

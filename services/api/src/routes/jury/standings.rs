@@ -111,7 +111,7 @@ pub async fn standings(
         .map(|(s, entry)| StandingView {
             submission_id: s.submission_id,
             external_id: entry.external_id.clone(),
-            panel_score: if normalise == Normalise::Z { s.panel_mean_z } else { s.panel_mean },
+            panel_score: s.panel(normalise),
             panel_mean: s.panel_mean,
             panel_mean_z: s.panel_mean_z,
             scores: s.scores,
