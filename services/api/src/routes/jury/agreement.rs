@@ -6,7 +6,7 @@ use axum::extract::State;
 use easel_agreement::round::{self as analysis, Agreement, AgreementOptions, Normalise};
 use easel_core::auth::Caller;
 use easel_core::db::competitions::Competition;
-use easel_core::db::rounds::{self, Round};
+use easel_core::db::rounds::Round;
 use easel_core::http::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use easel_core::jury;
 use serde::{Deserialize, Serialize};
@@ -85,11 +85,12 @@ pub async fn agreement(
     let version = model_version(&state.pool, &competition, params.model_version).await?;
     let scores = jury::round_scores(&state.pool, &round, version.as_deref()).await.map_err(ApiError::database)?;
     let options = AgreementOptions { normalise, threshold, resamples: RESAMPLES, seed: seed(round.id) };
+    let entries: Vec<Uuid> = scores.entries.iter().map(|e| e.submission_id).collect();
     // The bootstrap is seconds of CPU for a large round: off the async workers.
     let mut agreement = tokio::task::spawn_blocking(move || analysis::agreement(&scores.data, &options))
         .await
         .map_err(ApiError::internal)?;
-    let screening = match screening(&state, &competition, &round, normalise).await? {
+    let screening = match screening(&state, &competition, &round, &entries, normalise).await? {
         Ok(screening) => Some(screening),
         Err(reason) => {
             agreement.reasons.insert("screening".into(), reason);
@@ -105,11 +106,13 @@ fn seed(round: Uuid) -> u64 {
     u64::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]])
 }
 
-/// Recall of the panel's top N (in the round the shortlist came from) in the model's shortlist.
+/// Recall of the panel's top N (in the round the shortlist came from) in the model's shortlist,
+/// `shortlist` (the round's entries).
 async fn screening(
     state: &AppState,
     competition: &Competition,
     round: &Round,
+    shortlist: &[Uuid],
     normalise: Normalise,
 ) -> Result<Result<Screening, String>, ApiError> {
     let (Some(from), Some("model"), Some(top)) = (round.shortlist_from, round.shortlist_by.as_deref(), round.shortlist_top) else {
@@ -118,9 +121,7 @@ async fn screening(
     let source = jury::round(&state.pool, competition, from).await?;
     let source_scores = jury::round_scores(&state.pool, &source, None).await.map_err(ApiError::database)?;
     let panel_top = analysis::panel_top(&source_scores.data, normalise, usize::try_from(top).unwrap_or(0));
-    let shortlist: Vec<Uuid> =
-        rounds::entries(&state.pool, round.id, None).await.map_err(ApiError::database)?.into_iter().map(|e| e.submission_id).collect();
-    Ok(match analysis::recall(&panel_top, &shortlist) {
+    Ok(match analysis::recall(&panel_top, shortlist) {
         Some(recall) => Ok(Screening { from_round: from, top: panel_top.len(), recall }),
         None => Err(format!("the panel scored no entry of round {from}, the round the shortlist came from")),
     })
