@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use easel_rubric::{CRITERIA, Rubric};
+use easel_rubric::Rubric;
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, PgExecutor, Row};
+use sqlx::{FromRow, PgConnection, PgExecutor, Row};
 use uuid::Uuid;
 
 use crate::domain::JurorScore;
@@ -19,10 +19,10 @@ pub struct StoredScore {
     pub updated_at: DateTime<Utc>,
 }
 
-impl<'r> sqlx::FromRow<'r, PgRow> for StoredScore {
+impl<'r> FromRow<'r, PgRow> for StoredScore {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        let criteria: Vec<Option<f64>> = CRITERIA.iter().map(|c| row.try_get(*c)).collect::<Result<_, _>>()?;
-        let rubric = criteria.into_iter().collect::<Option<Vec<f64>>>().map(|v| Rubric::from_array([v[0], v[1], v[2], v[3], v[4]]));
+        // The five criteria are all set or all null (a table CHECK).
+        let rubric = Rubric::<Option<f64>>::from_row(row)?.try_map(|value| value.ok_or(())).ok();
         Ok(Self {
             submission_id: row.try_get("submission_id")?,
             juror_id: row.try_get("juror_id")?,
@@ -104,6 +104,23 @@ pub async fn for_round(db: impl PgExecutor<'_>, round_id: Uuid) -> Result<Vec<St
         .bind(round_id)
         .fetch_all(db)
         .await
+}
+
+/// One juror's score of one entry in a round.
+pub async fn find(
+    db: impl PgExecutor<'_>,
+    round_id: Uuid,
+    submission_id: Uuid,
+    juror_id: Uuid,
+) -> Result<Option<StoredScore>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM juror_scores WHERE round_id = $1 AND submission_id = $2 AND juror_id = $3"
+    ))
+    .bind(round_id)
+    .bind(submission_id)
+    .bind(juror_id)
+    .fetch_optional(db)
+    .await
 }
 
 /// One juror's scores in a round, by entry.

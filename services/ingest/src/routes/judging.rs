@@ -311,10 +311,12 @@ pub async fn put_score(
         let entry = NewEntry::by(key, competition.id, Action::ScoreSet, subject).change(before.map(|b| b.score), Some(&score));
         audit::append(&mut *tx, &[entry]).await.map_err(ApiError::database)?;
     }
+    let stored = juror_scores::find(&mut *tx, round.id, submission_id, juror.id)
+        .await
+        .map_err(ApiError::database)?
+        .ok_or_else(|| ApiError::internal("a score just written is not there"))?;
     tx.commit().await.map_err(ApiError::database)?;
-    let stored = juror_scores::of_juror(&state.pool, round.id, juror.id).await.map_err(ApiError::database)?;
-    let stored = stored.get(&submission_id).ok_or_else(|| ApiError::internal("a score just written is not there"))?;
-    Ok(Json(ScoreView::from(stored)))
+    Ok(Json(ScoreView::from(&stored)))
 }
 
 /// The 409 for a score sent to a closed round.
