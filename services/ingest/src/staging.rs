@@ -110,7 +110,8 @@ pub fn image_error(error: DecodeError) -> ApiError {
     ApiError::new(status, format!("image.{}", error.code()), error.to_string())
 }
 
-fn storage_error(error: StorageError) -> ApiError {
+/// A stored image that cannot be read or written: 503 while S3 is unavailable, else ours (500).
+pub fn storage_error(error: StorageError) -> ApiError {
     match error {
         StorageError::Unavailable { .. } => ApiError::unavailable(error),
         StorageError::NotFound { .. } | StorageError::TooLarge { .. } => ApiError::internal(error),

@@ -23,7 +23,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::staging::image_error;
+use crate::staging::{image_error, storage_error};
 use crate::state::AppState;
 
 /// The longer side of the copy of an entry's image a juror is shown.
@@ -229,7 +229,7 @@ pub async fn image(
         .store
         .get_limited(&submission.image_key, state.decode_limits.max_bytes)
         .await
-        .map_err(ApiError::unavailable)?;
+        .map_err(storage_error)?;
     let limits = state.decode_limits.clone();
     let jpeg = Stage::Validate
         .run_blocking(1, move || {
