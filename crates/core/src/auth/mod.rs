@@ -23,7 +23,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use rate::{RateLimit, RateLimiter};
-pub use scope::{Access, MAX_SCOPES, Scope, Scopes, parse_key_name};
+pub use scope::{Access, MAX_SCOPES, Scope, Scopes, is_key_name_char, parse_key_name};
 pub use token::{TokenHash, generate as generate_token, hash_secret, parse as parse_token};
 
 use crate::db;

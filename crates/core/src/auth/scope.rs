@@ -133,15 +133,19 @@ impl Scopes {
     }
 }
 
+/// Whether `c` may stand in a key's name (see [`parse_key_name`]).
+pub fn is_key_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == ' ' || "-_.:@()'/".contains(c)
+}
+
 /// A key's label (`jury: Anna Müller`, `ci uploads`): 1–100 letters, digits, spaces and
 /// `- _ . : @ ( ) ' /`, so it prints safely in a log, a list or a page.
 pub fn parse_key_name(raw: &str) -> Result<String, ValidationError> {
     let name = raw.trim();
-    let allowed = |c: char| c.is_alphanumeric() || c == ' ' || "-_.:@()'/".contains(c);
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ValidationError::new("name", "must be 1 to 100 characters long"));
     }
-    if !name.chars().all(allowed) {
+    if !name.chars().all(is_key_name_char) {
         return Err(ValidationError::new("name", "may hold letters, digits, spaces and - _ . : @ ( ) ' / only"));
     }
     Ok(name.to_string())

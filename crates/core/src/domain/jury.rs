@@ -4,6 +4,7 @@ use easel_rubric::Rubric;
 use serde::{Deserialize, Serialize};
 
 use super::{ValidationError, check_text};
+use crate::auth::is_key_name_char;
 
 /// A round's score scale: whole numbers `min..=max` (a juror's score may be fractional).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,8 +70,7 @@ impl Name {
 
     /// The name of the juror's API key: the juror's name in the characters key names allow.
     pub fn key_name(&self) -> String {
-        let allowed = |c: char| c.is_alphanumeric() || c == ' ' || "-_.:@()'/".contains(c);
-        let kept: String = self.0.chars().map(|c| if allowed(c) { c } else { '_' }).take(90).collect();
+        let kept: String = self.0.chars().map(|c| if is_key_name_char(c) { c } else { '_' }).take(90).collect();
         format!("juror: {kept}")
     }
 }
