@@ -79,8 +79,7 @@ pub async fn import(
     if rounds::lock_open(&mut tx, round.id).await.map_err(ApiError::database)?.is_none() {
         return Err(round_closed());
     }
-    let names: Vec<Name> = sheet.jurors.clone();
-    let (ids, created) = jurors::find_or_create(&mut tx, competition.id, &names).await.map_err(ApiError::database)?;
+    let (ids, created) = jurors::find_or_create(&mut tx, competition.id, &sheet.jurors).await.map_err(ApiError::database)?;
     let mut writes = Vec::with_capacity(sheet.rows.len());
     for row in &sheet.rows {
         let juror_id = *ids.get(row.juror.as_str()).ok_or_else(|| ApiError::internal("a juror just added is not there"))?;
