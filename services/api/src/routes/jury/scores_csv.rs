@@ -15,7 +15,6 @@ use easel_core::db::rounds;
 use easel_core::export::csv_safe;
 use easel_core::http::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use easel_core::jury;
-use easel_rubric::OVERALL;
 use futures::stream;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -105,8 +104,7 @@ pub async fn scores_csv(
             }
             if let Some(m) = model.remove(&entry.submission_id) {
                 row(&model_rater, "score", m.score.to_string())?;
-                row(&model_rater, OVERALL, m.scores.overall.to_string())?;
-                for (dimension, score) in m.scores.rubric.iter() {
+                for (dimension, score) in m.scores.iter() {
                     row(&model_rater, dimension, score.to_string())?;
                 }
             }
