@@ -7,6 +7,7 @@
 //! decoder runs under an allocation limit, and EXIF orientation is applied the way PIL's
 //! `ImageOps.exif_transpose` does, so a photo of a canvas comes out upright.
 
+pub mod phash;
 pub mod reencode;
 
 use std::io::Cursor;
