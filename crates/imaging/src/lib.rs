@@ -155,6 +155,10 @@ impl DecodedImage {
     pub fn height(&self) -> u32 {
         self.rgb.height()
     }
+    /// The picture's perceptual hash, for finding near-duplicate submissions ([`phash`]).
+    pub fn perceptual_hash(&self) -> phash::PerceptualHash {
+        phash::perceptual_hash_rgb(&self.rgb)
+    }
 }
 
 /// Sniffs the format from the leading bytes, ignoring any client-supplied name or MIME type.

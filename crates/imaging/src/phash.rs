@@ -2,22 +2,29 @@
 //!
 //! A re-saved, resized, slightly cropped or colour-corrected copy of a painting has different
 //! bytes (so its SHA-256 differs) but nearly the same *picture*. [`perceptual_hash`] reduces the
-//! picture to 64 bits that change little under such edits; two hashes a small Hamming
+//! picture to a few hundred bits that change little under such edits; two hashes a small
 //! [`distance`](PerceptualHash::distance) apart are near-duplicates, and [`clusters`] groups a set
 //! of submissions into the sets of copies of one work.
 //!
-//! The hash is `image_hasher`'s DCT pHash with a median threshold (the classic pHash of
-//! pHash.org / Krawetz): grayscale, area-average down to at most 128×128, Lanczos3 resize to
-//! 16×16, 2-D DCT-II, keep the 8×8 lowest-frequency coefficients, one bit per coefficient: is it
-//! at least their median? (So a hash has 32 ones unless coefficients tie, and distances are
-//! even.) It was chosen by measurement on the 174 sample paintings against mean-threshold DCT
-//! pHash, mean (aHash), gradient (dHash), double gradient, Blockhash and a hand-written 32×32 DCT
-//! pHash: it has the widest gap between the farthest transformed copy of a painting and the
-//! nearest distinct painting (see `tests/near_duplicates.rs` and `docs/PIPELINE.md`).
+//! A [`PerceptualHash`] holds two 144-bit DCT pHashes of the picture: one of the whole picture and
+//! one of its centre, the picture with 2.5 % cut off each side. Each is `image_hasher`'s DCT pHash
+//! with a median threshold, on a 12×12 block of frequencies instead of the classic 8×8: grayscale,
+//! area-average down to at most 128×128, Lanczos3 resize to 24×24, 2-D DCT-II, keep the 12×12
+//! lowest-frequency coefficients, one bit per coefficient: is it at least their median? (So each
+//! half has 72 ones unless coefficients tie, and distances are even.) The distance of two hashes
+//! is the smallest Hamming distance of whole↔whole, whole↔centre and centre↔whole: a copy cropped
+//! by about 5 % *is* the original's centre, so its whole-picture hash meets the original's centre
+//! hash, and the other way round.
+//!
+//! Chosen by measurement on the 174 sample paintings (see `tests/near_duplicates.rs`): a single
+//! 64-bit pHash moves as far under a 5 % crop as the nearest two distinct paintings are apart; the
+//! 144-bit whole + centre pair puts every copy (JPEG, resize, crop, colour shift, all four) at most
+//! 8 bits from its original and distinct paintings at least 44 apart.
 //!
 //! Hash the decoded, EXIF-oriented image ([`crate::decode`]'s output): an upright and a sideways
 //! copy of the same photo hash differently.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -30,42 +37,98 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// copies of the same painting.
 ///
 /// Measured on the 174 sample paintings, each copied five ways (JPEG quality 60, resized to 50 %,
-/// cropped 2.5 % off each side, colour-shifted, and all four at once): re-encoded, resized and
-/// colour-shifted copies are at most 4 bits from their original and cropped ones at most 14 (mean
-/// 6), while the nearest images of two distinct paintings are 14 bits apart. At 12 no distinct
-/// paintings match (precision 1.0) and 99.5 % of copies do: all but the crops of two paintings.
-pub const DEFAULT_MAX_DISTANCE: u32 = 12;
+/// cropped 2.5 % off each side, colour-shifted, and all four at once): every copy is at most 8
+/// from its original, while the nearest images of two distinct paintings are 44 apart. 24 leaves
+/// 16 of margin above the copies and 20 below distinct paintings (precision and recall 1.0), and
+/// also catches most crops of 1–4 % a side.
+pub const DEFAULT_MAX_DISTANCE: u32 = 24;
 
-/// A 64-bit perceptual hash of a picture.
+/// The largest `max_distance` worth asking for: half of one 144-bit hash. Two unrelated pictures
+/// are about this far apart, so a larger distance matches nearly everything.
+pub const MAX_DISTANCE_LIMIT: u32 = (HALF_BITS / 2) as u32;
+
+/// The side of the block of low DCT frequencies: each half-hash has `SIDE × SIDE` bits.
+const SIDE: u32 = 12;
+/// Bits in each of the two halves (whole picture, centre).
+const HALF_BITS: usize = (SIDE * SIDE) as usize;
+/// Bytes in each half.
+const HALF_BYTES: usize = HALF_BITS / 8;
+/// 64-bit words in each half (the last one holds 16 bits, the rest are zero).
+const HALF_WORDS: usize = HALF_BITS.div_ceil(64);
+/// The fraction of each side cut off for the centre hash: 2.5 %, so the centre is 95 % × 95 %.
+const CENTRE_MARGIN: f64 = 0.025;
+
+/// A perceptual hash of a picture: a 144-bit DCT pHash of the whole picture and one of its
+/// centre (95 % × 95 %).
 ///
-/// Written (by `Display`, `FromStr` and serde) as 16 lowercase hex digits; stored in a Postgres
-/// `bigint` through [`to_i64`](Self::to_i64) / [`from_i64`](Self::from_i64).
+/// Written (by `Display`, `FromStr` and serde) as 72 lowercase hex digits, the 36 bytes of
+/// [`to_bytes`](Self::to_bytes) in order; stored in a Postgres `bytea` as those bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PerceptualHash(pub u64);
+pub struct PerceptualHash {
+    /// The whole picture's hash, little-endian: bit `i` of the hash is bit `i % 64` of word
+    /// `i / 64` (the bytes of `image_hasher`'s hash in order).
+    whole: [u64; HALF_WORDS],
+    /// The centre's hash, likewise.
+    centre: [u64; HALF_WORDS],
+}
+
+fn hamming(a: &[u64; HALF_WORDS], b: &[u64; HALF_WORDS]) -> u32 {
+    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+}
+
+fn half_from_bytes(bytes: &[u8]) -> [u64; HALF_WORDS] {
+    let mut words = [0u64; HALF_WORDS];
+    for (i, &b) in bytes.iter().enumerate() {
+        words[i / 8] |= u64::from(b) << (8 * (i % 8));
+    }
+    words
+}
+
+fn half_to_bytes(words: &[u64; HALF_WORDS], out: &mut Vec<u8>) {
+    out.extend(words.iter().flat_map(|w| w.to_le_bytes()).take(HALF_BYTES));
+}
 
 impl PerceptualHash {
-    /// The number of bits in which the two hashes differ (0–64): small for copies of one picture.
+    /// The length of [`to_bytes`](Self::to_bytes): 18 bytes of the whole picture's hash, then 18
+    /// of the centre's.
+    pub const BYTES: usize = 2 * HALF_BYTES;
+
+    /// How different the two pictures are (0–144; unrelated pictures are about 72 apart, copies
+    /// of one picture a few): the smallest number of differing bits between the whole pictures,
+    /// this whole picture and the other's centre, or this centre and the other's whole picture.
     #[inline]
     pub fn distance(self, other: PerceptualHash) -> u32 {
-        (self.0 ^ other.0).count_ones()
+        hamming(&self.whole, &other.whole)
+            .min(hamming(&self.whole, &other.centre))
+            .min(hamming(&self.centre, &other.whole))
     }
 
-    /// The same 64 bits as a signed integer, for a Postgres `bigint` column.
-    #[inline]
-    pub fn to_i64(self) -> i64 {
-        self.0 as i64
+    /// The storage form (a Postgres `bytea`): [`BYTES`](Self::BYTES) = 36 bytes, the whole
+    /// picture's 144 bits then the centre's, each little-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::BYTES);
+        half_to_bytes(&self.whole, &mut out);
+        half_to_bytes(&self.centre, &mut out);
+        out
     }
 
-    /// The hash whose bits are those of `value` (the inverse of [`to_i64`](Self::to_i64)).
-    #[inline]
-    pub fn from_i64(value: i64) -> Self {
-        Self(value as u64)
+    /// The hash whose [`to_bytes`](Self::to_bytes) are `bytes`; `None` unless there are exactly
+    /// [`BYTES`](Self::BYTES) of them.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::BYTES {
+            return None;
+        }
+        let (whole, centre) = bytes.split_at(HALF_BYTES);
+        Some(Self { whole: half_from_bytes(whole), centre: half_from_bytes(centre) })
     }
 }
 
 impl fmt::Display for PerceptualHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        for b in self.to_bytes() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
     }
 }
 
@@ -75,20 +138,29 @@ impl fmt::Debug for PerceptualHash {
     }
 }
 
-/// A string that is not 16 hex digits.
+/// A string that is not 72 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a perceptual hash is 16 hex digits, not {0:?}")]
+#[error("a perceptual hash is 72 hex digits, not {0:?}")]
 pub struct ParsePerceptualHashError(String);
 
 impl FromStr for PerceptualHash {
     type Err = ParsePerceptualHashError;
 
-    /// Parses 16 hex digits (either case; `u64::from_str_radix` alone would also take a sign).
+    /// Parses 72 hex digits (either case).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ParsePerceptualHashError(s.chars().take(40).collect()));
+        let error = || ParsePerceptualHashError(s.chars().take(80).collect());
+        if s.len() != 2 * Self::BYTES || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(error());
         }
-        u64::from_str_radix(s, 16).map(Self).map_err(|_| ParsePerceptualHashError(s.to_owned()))
+        let bytes: Vec<u8> = s
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| {
+                let digit = |c: u8| (c as char).to_digit(16).expect("checked hex") as u8;
+                digit(pair[0]) << 4 | digit(pair[1])
+            })
+            .collect();
+        Self::from_bytes(&bytes).ok_or_else(error)
     }
 }
 
@@ -105,10 +177,10 @@ impl<'de> Deserialize<'de> for PerceptualHash {
     }
 }
 
-/// The hasher: built once (it plans the 16×16 DCT), shared by all threads.
+/// The hasher: built once (it plans the 24×24 DCT), shared by all threads.
 static HASHER: LazyLock<Hasher> = LazyLock::new(|| {
     HasherConfig::new()
-        .hash_size(8, 8)
+        .hash_size(SIDE, SIDE)
         .hash_alg(HashAlg::Median)
         .preproc_dct()
         .resize_filter(FilterType::Lanczos3)
@@ -116,29 +188,41 @@ static HASHER: LazyLock<Hasher> = LazyLock::new(|| {
 });
 
 /// Images are first averaged down to at most this many pixels a side (each source pixel counted
-/// once: fast, and no aliasing), so the Lanczos3 resize to 16×16 costs the same for a 40-megapixel
-/// scan as for a thumbnail.
+/// once: fast, and no aliasing), so the Lanczos3 resizes to 24×24 cost the same for a
+/// 40-megapixel scan as for a thumbnail.
 const PRESHRINK_SIDE: u32 = 128;
+
+fn half_hash(gray: &GrayImage) -> [u64; HALF_WORDS] {
+    let hash = HASHER.hash_image(gray);
+    let bytes = hash.as_bytes();
+    assert_eq!(bytes.len(), HALF_BYTES, "a 12×12 hash is 18 bytes");
+    half_from_bytes(bytes)
+}
 
 fn hash_gray(gray: &GrayImage) -> PerceptualHash {
     let (w, h) = gray.dimensions();
-    let hash = if w > PRESHRINK_SIDE || h > PRESHRINK_SIDE {
-        HASHER.hash_image(&imageops::thumbnail(gray, w.min(PRESHRINK_SIDE), h.min(PRESHRINK_SIDE)))
+    let small = if w > PRESHRINK_SIDE || h > PRESHRINK_SIDE {
+        Cow::Owned(imageops::thumbnail(gray, w.min(PRESHRINK_SIDE), h.min(PRESHRINK_SIDE)))
     } else {
-        HASHER.hash_image(gray)
+        Cow::Borrowed(gray)
     };
-    let bytes: [u8; 8] = hash.as_bytes().try_into().expect("an 8×8 hash is 8 bytes");
-    PerceptualHash(u64::from_le_bytes(bytes))
+    let (w, h) = small.dimensions();
+    let (dx, dy) = ((f64::from(w) * CENTRE_MARGIN).round() as u32, (f64::from(h) * CENTRE_MARGIN).round() as u32);
+    let centre = imageops::crop_imm(&*small, dx, dy, w - 2 * dx, h - 2 * dy).to_image();
+    PerceptualHash { whole: half_hash(&small), centre: half_hash(&centre) }
 }
 
-/// The 64-bit perceptual hash of `image` (see the module documentation for the algorithm).
+/// The perceptual hash of `image` (see the module documentation for the algorithm).
 ///
-/// Costs a grayscale conversion and one averaging pass over it: about 4 ms for a 600×400 image
-/// and 0.3 s for 24 megapixels in the (optimised) dev profile.
+/// Costs a grayscale conversion and one averaging pass over it, then two small DCTs: about
+/// TODO_SMALL ms for a 600×400 image and TODO_BIG s for 24 megapixels in the (optimised) dev profile.
 pub fn perceptual_hash(image: &DynamicImage) -> PerceptualHash {
-    match image.as_luma8() {
-        Some(gray) => hash_gray(gray),
-        None => hash_gray(&image.to_luma8()),
+    // `imageops::grayscale` throughout (not `DynamicImage::to_luma8`, which rounds differently):
+    // the same picture hashes the same whichever way it is held.
+    match image {
+        DynamicImage::ImageLuma8(gray) => hash_gray(gray),
+        DynamicImage::ImageRgb8(rgb) => perceptual_hash_rgb(rgb),
+        other => hash_gray(&imageops::grayscale(other)),
     }
 }
 
@@ -163,17 +247,17 @@ pub struct Cluster<K> {
 /// most `max_distance` apart, and clusters are the connected groups (so linking is transitive).
 ///
 /// Only clusters of two or more items are returned, ordered by their first member's position in
-/// `items`; members keep input order. Compares all pairs: O(n²) XOR-and-popcounts, 450 million
-/// for 30 000 items.
+/// `items`; members keep input order. Compares all pairs: O(n²) [`distance`](PerceptualHash::distance)s
+/// (nine XOR-and-popcounts each), 450 million for 30 000 items.
 pub fn clusters<K: Clone>(items: &[(K, PerceptualHash)], max_distance: u32) -> Vec<Cluster<K>> {
     let n = items.len();
-    let hashes: Vec<u64> = items.iter().map(|(_, h)| h.0).collect();
+    let hashes: Vec<PerceptualHash> = items.iter().map(|(_, h)| *h).collect();
     let mut parent: Vec<usize> = (0..n).collect();
     let mut close: Vec<(usize, usize, u32)> = Vec::new();
 
     for (i, &a) in hashes.iter().enumerate() {
         for (offset, &b) in hashes[i + 1..].iter().enumerate() {
-            let d = (a ^ b).count_ones();
+            let d = a.distance(b);
             if d <= max_distance {
                 let j = i + 1 + offset;
                 close.push((i, j, d));
@@ -235,52 +319,87 @@ fn union(parent: &mut [usize], a: usize, b: usize) {
 mod tests {
     use super::*;
 
+    /// A hash whose whole-picture and centre halves are `whole` and `centre` in their low 64 bits.
+    fn h2(whole: u64, centre: u64) -> PerceptualHash {
+        PerceptualHash { whole: [whole, 0, 0], centre: [centre, 0, 0] }
+    }
+
+    /// A hash whose two halves are both `bits`: its distances are plain Hamming distances.
     fn h(bits: u64) -> PerceptualHash {
-        PerceptualHash(bits)
+        h2(bits, bits)
     }
 
     #[test]
-    fn distance_is_the_number_of_differing_bits() {
+    fn distance_is_the_nearest_of_whole_and_centre_pairings() {
         assert_eq!(h(0).distance(h(0)), 0);
         assert_eq!(h(0).distance(h(u64::MAX)), 64);
         assert_eq!(h(0b1011).distance(h(0b0001)), 2);
         assert_eq!(h(1 << 63).distance(h(1)), 2);
         assert_eq!(h(0xdead_beef).distance(h(0xfeed_face)), h(0xfeed_face).distance(h(0xdead_beef)));
+        // All 144 bits of each half count.
+        let all = PerceptualHash { whole: [u64::MAX, u64::MAX, 0xffff], centre: [u64::MAX, u64::MAX, 0xffff] };
+        assert_eq!(h(0).distance(all), 144);
+        // whole↔whole 4, whole↔centre 1, centre↔whole 3: the nearest wins, either way round.
+        let (a, b) = (h2(0b0000, 0b0111), h2(0b1111, 0b0001));
+        assert_eq!(a.distance(b), 1);
+        assert_eq!(b.distance(a), 1);
+        // centre↔centre alone does not count: two pictures with the same middle but different
+        // edges are not copies.
+        let stripes = 0x5555_5555_5555_5555;
+        assert_eq!(h2(0, stripes).distance(h2(u64::MAX, stripes)), 32);
+    }
+
+    #[test]
+    fn bytes_round_trip_and_have_one_length() {
+        let bytes: Vec<u8> = (0..36u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+        let hash = PerceptualHash::from_bytes(&bytes).unwrap();
+        assert_eq!(hash.to_bytes(), bytes);
+        assert_eq!(PerceptualHash::from_bytes(&hash.to_bytes()), Some(hash));
+        assert_eq!(h2(0x0102, 0xff).to_bytes()[..3], [0x02, 0x01, 0x00]);
+        assert_eq!(h2(0x0102, 0xff).to_bytes()[18..20], [0xff, 0x00]);
+        assert_eq!(h(0).to_bytes(), vec![0; PerceptualHash::BYTES]);
+        for len in [0, 8, 18, 35, 37, 72] {
+            assert_eq!(PerceptualHash::from_bytes(&vec![0; len]), None, "{len} bytes");
+        }
     }
 
     #[test]
     fn hex_round_trips() {
-        for bits in [0, 1, 0x0123_4567_89ab_cdef, u64::MAX, 1 << 63] {
-            let text = h(bits).to_string();
-            assert_eq!(text.len(), 16);
+        let bytes: Vec<u8> = (0..36u8).map(|i| i.wrapping_mul(91)).collect();
+        let full = PerceptualHash::from_bytes(&bytes).unwrap();
+        for hash in [h(0), h(1), h2(0x0123_4567_89ab_cdef, u64::MAX), full] {
+            let text = hash.to_string();
+            assert_eq!(text.len(), 72);
             assert_eq!(text, text.to_lowercase());
-            assert_eq!(text.parse::<PerceptualHash>().unwrap(), h(bits));
+            assert_eq!(text.parse::<PerceptualHash>().unwrap(), hash);
+            assert_eq!(text.to_uppercase().parse::<PerceptualHash>().unwrap(), hash);
         }
-        assert_eq!(h(0xab).to_string(), "00000000000000ab");
-        assert_eq!("00000000000000AB".parse::<PerceptualHash>().unwrap(), h(0xab));
-        for bad in ["", "ab", "+0000000000000ab", "00000000000000abc", "000000000000000g", " 00000000000000a"] {
+        assert_eq!(h2(0xab, 0).to_string(), format!("ab{}", "0".repeat(70)));
+        assert_eq!(format!("{:?}", h(0)), format!("PerceptualHash({})", "0".repeat(72)));
+        let good = "0".repeat(72);
+        for bad in [
+            String::new(),
+            "ab".into(),
+            "0".repeat(16),
+            "0".repeat(71),
+            "0".repeat(73),
+            format!("+{}", &good[1..]),
+            format!("{}g", &good[1..]),
+            format!(" {}", &good[1..]),
+        ] {
             assert!(bad.parse::<PerceptualHash>().is_err(), "{bad:?} parsed");
         }
     }
 
     #[test]
     fn serde_writes_hex() {
-        let json = serde_json::to_string(&h(0x0123_4567_89ab_cdef)).unwrap();
-        assert_eq!(json, "\"0123456789abcdef\"");
-        assert_eq!(serde_json::from_str::<PerceptualHash>(&json).unwrap(), h(0x0123_4567_89ab_cdef));
+        let hash = h2(0x0123_4567_89ab_cdef, 0xfe);
+        let json = serde_json::to_string(&hash).unwrap();
+        assert_eq!(json, format!("\"efcdab8967452301{}fe{}\"", "0".repeat(20), "0".repeat(34)));
+        assert_eq!(serde_json::from_str::<PerceptualHash>(&json).unwrap(), hash);
         assert!(serde_json::from_str::<PerceptualHash>("\"xyz\"").is_err());
+        assert!(serde_json::from_str::<PerceptualHash>("\"0123456789abcdef\"").is_err());
         assert!(serde_json::from_str::<PerceptualHash>("12").is_err());
-    }
-
-    #[test]
-    fn i64_round_trips_bit_for_bit() {
-        for bits in [0, 1, i64::MAX as u64, 1 << 63, u64::MAX, 0x8000_0000_0000_0001] {
-            let stored = h(bits).to_i64();
-            assert_eq!(stored.to_ne_bytes(), bits.to_ne_bytes());
-            assert_eq!(PerceptualHash::from_i64(stored), h(bits));
-        }
-        assert_eq!(h(u64::MAX).to_i64(), -1);
-        assert_eq!(h(1 << 63).to_i64(), i64::MIN);
     }
 
     #[test]
@@ -323,13 +442,33 @@ mod tests {
     }
 
     #[test]
-    fn a_picture_hashes_like_its_copy() {
-        let rgb = RgbImage::from_fn(200, 150, |x, y| image::Rgb([(x + y) as u8, (x * 3) as u8, (y * 2) as u8]));
+    fn clusters_use_the_centre_pairings() {
+        // Whole pictures 64 bits apart, but x's centre is y's whole picture (a cropped copy).
+        let found = clusters(&[("x", h2(0, u64::MAX)), ("y", h2(u64::MAX, 0))], 0);
+        assert_eq!(found[0].pairs, vec![(0, 1, 0)]);
+    }
+
+    #[test]
+    fn a_picture_hashes_like_its_copies() {
+        let rgb = RgbImage::from_fn(400, 300, |x, y| {
+            let (fx, fy) = (x as f32 / 40.0, y as f32 / 30.0);
+            let v = |a: f32| (127.0 + 120.0 * a.sin()) as u8;
+            image::Rgb([v(fx + fy * 0.5), v(fx * 0.7 - fy), v(fx * fy * 0.3)])
+        });
         let dynamic = DynamicImage::ImageRgb8(rgb.clone());
-        assert_eq!(perceptual_hash(&dynamic), perceptual_hash_rgb(&rgb));
-        let small = image::imageops::resize(&rgb, 100, 75, image::imageops::FilterType::Lanczos3);
-        assert!(perceptual_hash_rgb(&small).distance(perceptual_hash_rgb(&rgb)) <= DEFAULT_MAX_DISTANCE);
-        let flat = RgbImage::from_pixel(64, 64, image::Rgb([40, 40, 40]));
-        assert!(perceptual_hash_rgb(&flat).distance(perceptual_hash_rgb(&rgb)) > DEFAULT_MAX_DISTANCE);
+        let hash = perceptual_hash_rgb(&rgb);
+        assert_eq!(perceptual_hash(&dynamic), hash);
+        assert_eq!(perceptual_hash(&DynamicImage::ImageLuma8(imageops::grayscale(&rgb))), hash);
+        assert_eq!(perceptual_hash(&DynamicImage::ImageRgba8(DynamicImage::ImageRgb8(rgb.clone()).to_rgba8())), hash);
+        let small = imageops::resize(&rgb, 200, 150, imageops::FilterType::Lanczos3);
+        assert!(perceptual_hash_rgb(&small).distance(hash) <= DEFAULT_MAX_DISTANCE);
+        let cropped = imageops::crop_imm(&rgb, 10, 8, 380, 284).to_image();
+        assert!(perceptual_hash_rgb(&cropped).distance(hash) <= DEFAULT_MAX_DISTANCE);
+        let other = RgbImage::from_fn(400, 300, |x, y| image::Rgb([(x * y / 300) as u8, (x / 2) as u8, (y / 2) as u8]));
+        assert!(perceptual_hash_rgb(&other).distance(hash) > DEFAULT_MAX_DISTANCE);
+        // Tiny images hash too (their centre is the whole picture).
+        let tiny = RgbImage::from_fn(3, 2, |x, y| image::Rgb([(x * 80) as u8, (y * 100) as u8, 0]));
+        let t = perceptual_hash_rgb(&tiny);
+        assert_eq!(t.distance(t), 0);
     }
 }
