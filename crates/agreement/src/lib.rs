@@ -10,6 +10,7 @@
 //!   quadratic weighted kappa, ICC(2,1)/ICC(2,k), least squares, bootstrap intervals).
 //! - [`round`] applies them to one jury round ([`round::standings`], [`round::agreement`],
 //!   [`round::top_by`], [`round::recall`]).
+//! - [`versions`] compares two model versions' leaderboards ([`versions::compare`]).
 //!
 //! A figure that cannot be computed is never NaN: the statistics return [`Undefined`] with a
 //! plain-English reason, and the round's outputs carry `null` and that reason, so the numbers can
@@ -42,5 +43,6 @@
 pub mod round;
 pub mod stats;
 mod undefined;
+pub mod versions;
 
 pub use undefined::Undefined;

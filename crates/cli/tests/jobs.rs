@@ -30,6 +30,7 @@ async fn competition_with(pool: &PgPool, slug: &str, n: usize) -> Vec<Uuid> {
             width: 100,
             height: 100,
             description: None,
+            phash: None,
         })
         .collect();
     let ids = db::submissions::insert_with_jobs(pool, &entries).await.unwrap().into_iter().map(|s| s.id).collect();

@@ -267,6 +267,20 @@ pub struct WorkerSettings {
     /// default, and refused in production.
     #[serde(default)]
     pub fault_injection: FaultInjection,
+    /// A second checkpoint run on a share of the jobs beside the served one; its results are
+    /// stored under its own version and never shown as a competition's (`worker.shadow`).
+    #[serde(default)]
+    pub shadow: Option<ShadowSettings>,
+}
+
+/// `worker.shadow`: a candidate checkpoint tried on live traffic without being served.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShadowSettings {
+    /// An Easel checkpoint whose image preprocessing is the served checkpoint's.
+    pub model_dir: PathBuf,
+    /// The share of jobs it also scores, 0 < share ≤ 1; which ones is decided by the submission
+    /// id, so a redelivered job gets the same answer.
+    pub share: f64,
 }
 
 /// `worker.fault_injection`: failures of the model call, triggered by a painting's description.
@@ -426,6 +440,11 @@ impl Settings {
                 if value == 0 {
                     return invalid(key, "must be at least 1");
                 }
+            }
+            if let Some(shadow) = &self.worker.shadow
+                && !(shadow.share > 0.0 && shadow.share <= 1.0)
+            {
+                return invalid("worker.shadow.share", "must be above 0 and at most 1");
             }
         }
         if uses("ingest") {

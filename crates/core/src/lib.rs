@@ -15,5 +15,6 @@ pub mod retry;
 pub mod server;
 pub mod storage;
 pub mod telemetry;
+pub mod versions;
 
 pub use configuration::{Service, Settings};

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use easel_rubric::RubricScores;
 use serde::{Deserialize, Serialize};
 
@@ -145,27 +145,40 @@ impl Assessor {
     pub fn score(&self, batch: &[ArtworkInput]) -> Result<Vec<RubricScores<f32>>> {
         let mut out = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(self.max_batch) {
-            let order = by_size(chunk);
-            let images: Vec<&PreparedImage> = order.iter().map(|&i| &chunk[i].image).collect();
-            let (pixels, grids) = self.vlm.pixel_values(&images)?;
-            let merged = self.vlm.model.vision.forward(&pixels, &grids)?;
-            let scores = self.head.scores(&self.vlm.model.vision.pool(&merged, &grids)?)?;
-            out.extend(unsort(&order, scores));
+            let images: Vec<&PreparedImage> = chunk.iter().map(|a| &a.image).collect();
+            let seen = self.see(&images)?;
+            out.extend(self.head.scores(&seen.pooled)?);
         }
         Ok(out)
     }
 
+    /// The vision tower over each image on its own, the outputs concatenated in order. A
+    /// painting's features, and so its scores, must not depend on the rest of its batch, and a
+    /// matrix product's blocking (hence its rounding) depends on its row count: one pass over
+    /// the whole batch gives a painting bits that change with its batch-mates (docs/MODEL.md,
+    /// "Determinism").
+    fn see(&self, images: &[&PreparedImage]) -> Result<Seen> {
+        let vision = &self.vlm.model.vision;
+        let (mut merged, mut pooled, mut grids) = (Vec::new(), Vec::new(), Vec::new());
+        for image in images {
+            let (pixels, grid) = self.vlm.pixel_values(std::slice::from_ref(image))?;
+            let features = vision.forward(&pixels, &grid)?;
+            pooled.push(vision.pool(&features, &grid)?);
+            merged.push(features);
+            grids.extend(grid);
+        }
+        Ok(Seen { merged: Tensor::cat(&merged, 0)?, pooled: Tensor::cat(&pooled, 0)?, grids })
+    }
+
     fn assess_chunk(&self, chunk: &[ArtworkInput]) -> Result<Vec<Assessment>> {
-        // Same-size images next to each other share one batched attention in the vision tower.
+        // Prompts of similar length next to each other pad less in batched generation.
         let order = by_size(chunk);
         let items: Vec<&ArtworkInput> = order.iter().map(|&i| &chunk[i]).collect();
         let images: Vec<&PreparedImage> = items.iter().map(|a| &a.image).collect();
-        let (pixels, grids) = self.vlm.pixel_values(&images)?;
 
         let start = Instant::now();
         let model = &self.vlm.model;
-        let merged = model.vision.forward(&pixels, &grids)?;
-        let pooled = model.vision.pool(&merged, &grids)?;
+        let Seen { merged, pooled, grids } = self.see(&images)?;
         let vision_ms = ms_since(start);
 
         let start = Instant::now();
@@ -205,6 +218,14 @@ impl Assessor {
             .collect();
         Ok(unsort(&order, assessments))
     }
+}
+
+/// The vision tower's output for a batch: merged patch features (every image's, in order), the
+/// pooled features (one row per image) and the grids.
+struct Seen {
+    merged: Tensor,
+    pooled: Tensor,
+    grids: Vec<crate::processor::Grid>,
 }
 
 /// Indices of `chunk` sorted by image grid, stable.

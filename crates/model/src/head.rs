@@ -125,10 +125,13 @@ impl RegressionHead {
     }
 
     /// Scores per image.
+    ///
+    /// Each row goes through the head on its own, so that a painting's scores do not depend on
+    /// how many rows share the call (a matrix product's rounding depends on its row count).
     pub fn scores(&self, pooled: &Tensor) -> Result<Vec<RubricScores<f32>>> {
-        let rows = self.forward(pooled)?.to_vec2::<f32>()?;
-        rows.into_iter()
-            .map(|row| {
+        (0..pooled.dim(0)?)
+            .map(|i| {
+                let row = self.forward(&pooled.narrow(0, i, 1)?)?.flatten_all()?.to_vec1::<f32>()?;
                 let outputs = <[f32; 6]>::try_from(row).map_err(|_| ModelError::Head("expected 6 outputs".into()))?;
                 Ok(RubricScores::from_array(outputs))
             })

@@ -78,6 +78,31 @@ fn assesses_a_batch_consistently() {
     }
 }
 
+/// Same painting, same checkpoint, same settings: the same scores to the bit, whatever else is
+/// in its batch and wherever it sits there (the worker batches whatever jobs arrive together,
+/// and a rescore or a shadow run batches them differently).
+#[test]
+fn a_paintings_scores_do_not_depend_on_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    init_checkpoint(Preset::Tiny, dir.path(), 11).unwrap();
+    let assessor = load(dir.path(), 3, 16);
+    let all = inputs(&assessor);
+    let alone: Vec<_> = all.iter().map(|input| assessor.assess(std::slice::from_ref(input)).unwrap().remove(0)).collect();
+    let compositions: [&[usize]; 5] = [&[0, 1, 2, 3], &[3, 2, 1, 0], &[2, 0], &[1, 3, 0], &[0, 2, 2, 1, 3, 0]];
+    for composition in compositions {
+        let batch: Vec<ArtworkInput> = composition.iter().map(|&i| all[i].clone()).collect();
+        let out = assessor.assess(&batch).unwrap();
+        for (&i, a) in composition.iter().zip(&out) {
+            assert_eq!(a.scores, alone[i].scores, "painting {i} in batch {composition:?}");
+            assert_eq!(a.critique, alone[i].critique, "painting {i} in batch {composition:?}");
+        }
+        let scores = assessor.score(&batch).unwrap();
+        for (&i, s) in composition.iter().zip(&scores) {
+            assert_eq!(*s, alone[i].scores, "score path: painting {i} in batch {composition:?}");
+        }
+    }
+}
+
 #[test]
 fn scores_only_when_no_tokens_are_asked_for() {
     let dir = tempfile::tempdir().unwrap();

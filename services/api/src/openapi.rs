@@ -5,7 +5,7 @@ use easel_core::auth::BearerSecurity;
 use utoipa::OpenApi;
 
 use crate::routes::jury::{agreement, roster, scores_csv, standings};
-use crate::routes::{audit, export, leaderboard, progress, submissions};
+use crate::routes::{audit, compare, duplicates, export, leaderboard, progress, submissions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,8 @@ use crate::routes::{audit, export, leaderboard, progress, submissions};
         submissions::get_submission,
         leaderboard::results,
         progress::progress,
+        compare::compare,
+        duplicates::duplicates,
         export::export_csv,
         export::export_jsonl,
         roster::rounds,

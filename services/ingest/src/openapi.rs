@@ -13,7 +13,8 @@ use crate::routes::{bulk, competitions, judging, jurors, keys, overrides, rounds
         description = "Competitions and submissions in; validated, stored and queued for scoring. Juries: jurors, rounds, scores, overrides."
     ),
     paths(
-        keys::create, keys::list, keys::revoke, competitions::create, submissions::submit, bulk::submit_bulk,
+        keys::create, keys::list, keys::revoke, competitions::create, competitions::change, competitions::rescore,
+        submissions::submit, bulk::submit_bulk,
         jurors::create, rounds::create, rounds::change, judging::queue, judging::image, judging::put_score,
         score_sheet::import, overrides::set, overrides::clear,
     ),

@@ -6,6 +6,7 @@ use easel_core::domain::{Description, ExternalId};
 use easel_core::http::ApiError;
 use easel_core::metrics::Stage;
 use easel_core::storage::{StorageError, image_key, sha256_hex};
+use easel_imaging::phash::PerceptualHash;
 use easel_imaging::{DecodeError, DecodeLimits, format_name, mime_type, sniff};
 use uuid::Uuid;
 
@@ -30,6 +31,8 @@ struct CheckedImage {
     width: u32,
     height: u32,
     sha256: String,
+    /// The perceptual hash of the decoded pixels (near-duplicate entries).
+    phash: PerceptualHash,
 }
 
 /// Validates the image (content sniffing, the declared type, size, dimensions checked before
@@ -60,6 +63,7 @@ pub async fn stage(state: &AppState, competition_id: Uuid, upload: Upload) -> Re
         width: checked.width as i32,
         height: checked.height as i32,
         description: upload.description,
+        phash: Some(checked.phash.to_bytes()),
     })
 }
 
@@ -74,12 +78,14 @@ fn check_image(bytes: &[u8], declared_type: Option<&str>, limits: &DecodeLimits)
         ));
     }
     let image = easel_imaging::decode(bytes, limits).map_err(image_error)?;
+    let (format, width, height) = (image.format, image.width(), image.height());
     Ok(CheckedImage {
-        format: format_name(image.format),
-        mime: mime_type(image.format),
-        width: image.width(),
-        height: image.height(),
+        format: format_name(format),
+        mime: mime_type(format),
+        width,
+        height,
         sha256: sha256_hex(bytes),
+        phash: image.perceptual_hash(),
     })
 }
 

@@ -22,6 +22,8 @@ use crate::job::{Batch, InFlight, JobFault, Outcome, Prepared, Settled};
 pub struct Assess {
     pool: PgPool,
     assessor: Arc<Assessor>,
+    /// `worker.shadow`: a second checkpoint and the share of jobs it also scores.
+    shadow: Option<(Arc<Assessor>, f64)>,
     retry: Backoff,
     max_attempts: u32,
     /// Test-only model failures (`worker.fault_injection`; refused in production).
@@ -38,10 +40,11 @@ struct ModelJob {
 }
 
 impl Assess {
-    pub fn new(pool: PgPool, assessor: Arc<Assessor>, settings: &WorkerSettings) -> Self {
+    pub fn new(pool: PgPool, assessor: Arc<Assessor>, shadow: Option<(Arc<Assessor>, f64)>, settings: &WorkerSettings) -> Self {
         Self {
             pool,
             assessor,
+            shadow,
             retry: settings.retry_policy(),
             max_attempts: settings.max_attempts,
             faults: Arc::new(settings.fault_injection.clone()),
@@ -118,7 +121,12 @@ impl Assess {
             return Err(settle(delivery, Outcome::Discard(format!("there is no submission {id}"))));
         };
         let status = claim.status();
-        if claim.has_result || matches!(status, Ok(SubmissionStatus::Done)) {
+        if claim.has_result {
+            preparation.abort();
+            return Err(settle(delivery, Outcome::AlreadyScored));
+        }
+        if matches!(status, Ok(SubmissionStatus::Done)) {
+            // Done by another version and not re-queued by a rescore: a stray copy of a job.
             preparation.abort();
             return Err(settle(delivery, Outcome::Duplicate));
         }
@@ -176,15 +184,27 @@ impl Assess {
                 singles
             }
         };
+        let mut shadowed = self.run_shadow(&inputs, &metas, &rows).await;
         self.model_busy(false);
         let version = self.assessor.model_version();
         metas
             .into_iter()
             .zip(rows)
-            .map(|((delivery, claim, fetch_ms, decode_ms), row)| {
+            .enumerate()
+            .map(|(i, ((delivery, claim, fetch_ms, decode_ms), row))| {
                 let id = claim.id;
                 let outcome = match row {
-                    Row::Assessed(a) => result_outcome(&claim, version, a, fetch_ms, decode_ms),
+                    Row::Assessed(a) => match new_result(&claim, version, a, fetch_ms, decode_ms) {
+                        Ok(result) => {
+                            let shadow = shadowed.remove(&i).zip(self.shadow.as_ref()).and_then(|(a, (shadow, _))| {
+                                new_result(&claim, shadow.model_version(), a, fetch_ms, decode_ms)
+                                    .map(|r| Box::new(NewResult { shadow: true, ..r }))
+                                    .ok()
+                            });
+                            Outcome::Done { result: Box::new(result), shadow }
+                        }
+                        Err(failed) => failed,
+                    },
                     Row::Error(reason) => Outcome::failed(id, "model.error", reason),
                     Row::Panicked(reason) if u32::try_from(claim.attempts).unwrap_or(u32::MAX) >= self.max_attempts => {
                         Outcome::failed(id, "attempts_exhausted", format!("gave up after {} attempts: {reason}", claim.attempts))
@@ -194,6 +214,43 @@ impl Assess {
                 Settled { delivery, submission_id: id, outcome }
             })
             .collect()
+    }
+
+    /// Runs the shadow checkpoint on the paintings of the batch it samples that the served model
+    /// assessed; returns their assessments by index. A failure of the shadow costs the batch
+    /// nothing: it is logged, and those paintings go without a shadow result.
+    async fn run_shadow(
+        &self,
+        inputs: &Arc<Vec<ArtworkInput>>,
+        metas: &[(JobDelivery, Claimed, f64, f64)],
+        rows: &[Row],
+    ) -> HashMap<usize, Assessment> {
+        let Some((shadow, share)) = &self.shadow else {
+            return HashMap::new();
+        };
+        let picked: Vec<usize> = (0..rows.len())
+            .filter(|&i| matches!(rows[i], Row::Assessed(_)) && sampled(metas[i].1.id, *share))
+            .collect();
+        if picked.is_empty() {
+            return HashMap::new();
+        }
+        let batch: Vec<ArtworkInput> = picked.iter().map(|&i| inputs[i].clone()).collect();
+        let model = shadow.clone();
+        match tokio::task::spawn_blocking(move || model.assess(&batch)).await {
+            Ok(Ok(all)) if all.len() == picked.len() => picked.into_iter().zip(all).collect(),
+            Ok(Ok(all)) => {
+                tracing::warn!(returned = all.len(), expected = picked.len(), "the shadow checkpoint returned the wrong count");
+                HashMap::new()
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, paintings = picked.len(), "the shadow checkpoint failed; no shadow results for this batch");
+                HashMap::new()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, paintings = picked.len(), "the shadow checkpoint panicked; no shadow results for this batch");
+                HashMap::new()
+            }
+        }
     }
 
     /// Records the model starting (with the time it sat unused since its last batch) or
@@ -283,11 +340,25 @@ fn injected_fault(faults: &FaultInjection, inputs: &[ArtworkInput]) -> Option<Re
         .then(|| Err(ModelError::Input("worker.fault_injection.model_error_on: a painting of this call asks for an error".into())))
 }
 
-fn result_outcome(claim: &Claimed, version: &str, a: Assessment, fetch_ms: f64, decode_ms: f64) -> Outcome {
-    let scores = match a.scores.try_map(Score::parse) {
-        Ok(scores) => scores,
-        Err(e) => return Outcome::failed(claim.id, "model.invalid_output", e.to_string()),
-    };
+/// Whether the shadow checkpoint also scores this submission: its id hashed to a fraction in
+/// [0, 1), below `share`. The same id always gets the same answer. (The id's own bits will not
+/// do: a v7 UUID's "random" tail starts with a counter, alike for ids made in one millisecond.)
+fn sampled(id: Uuid, share: f64) -> bool {
+    let (high, low) = id.as_u64_pair();
+    let fraction = (mix(high ^ mix(low)) >> 11) as f64 / (1u64 << 53) as f64;
+    fraction < share
+}
+
+/// SplitMix64's finaliser: every input bit moves every output bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The result to store of an assessment, or the failure of a model output out of range.
+fn new_result(claim: &Claimed, version: &str, a: Assessment, fetch_ms: f64, decode_ms: f64) -> Result<NewResult, Outcome> {
+    let scores = a.scores.try_map(Score::parse).map_err(|e| Outcome::failed(claim.id, "model.invalid_output", e.to_string()))?;
     let score = match &claim.rubric_weights {
         Some(weights) => weights.0.score(&scores),
         None => scores.overall.value(),
@@ -300,7 +371,7 @@ fn result_outcome(claim: &Claimed, version: &str, a: Assessment, fetch_ms: f64, 
         "generate_ms": a.timings.generate_ms,
         "batch_size": a.timings.batch_size,
     });
-    Outcome::Done(Box::new(NewResult {
+    Ok(NewResult {
         submission_id: claim.id,
         competition_id: claim.competition_id,
         model_version: version.to_string(),
@@ -310,5 +381,22 @@ fn result_outcome(claim: &Claimed, version: &str, a: Assessment, fetch_ms: f64, 
         critique: Critique::from_model(&a.critique).into_string(),
         new_tokens: i32::try_from(a.new_tokens).unwrap_or(i32::MAX),
         timings,
-    }))
+        shadow: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shadow_samples_its_share_and_always_the_same_ids() {
+        let ids: Vec<Uuid> = (0..20_000).map(|_| Uuid::now_v7()).collect();
+        for share in [0.1, 0.5] {
+            let picked = ids.iter().filter(|&&id| sampled(id, share)).count() as f64 / ids.len() as f64;
+            assert!((picked - share).abs() < 0.02, "share {share}: sampled {picked}");
+        }
+        assert!(ids.iter().all(|&id| sampled(id, 1.0)));
+        assert!(ids.iter().all(|&id| sampled(id, 0.3) == sampled(id, 0.3)));
+    }
 }

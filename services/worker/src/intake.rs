@@ -161,8 +161,9 @@ async fn flush(batches: &mpsc::Sender<Batch>, batch: &mut Batch) {
     }
 }
 
-/// A consumer tag that tells workers apart in RabbitMQ's management UI.
-fn consumer_name() -> String {
+/// A consumer tag that tells workers apart in RabbitMQ's management UI (and names the worker's
+/// heartbeat row).
+pub fn consumer_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
     format!("easel-worker@{host}/{}", std::process::id())
 }

@@ -39,9 +39,12 @@ pub type Batch = Vec<InFlight>;
 
 /// How a job ends; the record stage writes it and then settles the delivery.
 pub enum Outcome {
-    /// Scored: write the result, then ack.
-    Done(Box<NewResult>),
-    /// Already scored by this model version (a redelivery): ack.
+    /// Scored: write the result (and the shadow checkpoint's, if it ran), then ack.
+    Done { result: Box<NewResult>, shadow: Option<Box<NewResult>> },
+    /// Already scored by this model version (a redelivery, or a rescore's job delivered twice):
+    /// mark it done if the claim left it processing, then ack.
+    AlreadyScored,
+    /// A job for a submission that is done already (published twice): ack.
     Duplicate,
     /// Will never be scored: mark the submission failed, then dead-letter.
     Failed(Failure),

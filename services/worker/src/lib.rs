@@ -11,6 +11,7 @@
 
 pub mod assess;
 pub mod drain;
+pub mod heartbeat;
 pub mod intake;
 pub mod job;
 pub mod model;

@@ -4,8 +4,7 @@
 use std::time::Instant;
 
 use easel_core::db;
-use easel_core::db::results::{self, NewResult};
-use easel_core::db::submissions::Failure;
+use easel_core::db::results::{self, BatchRecord};
 use easel_core::metrics::{Stage, job_outcome};
 use easel_core::retry::Backoff;
 use sqlx::PgPool;
@@ -16,11 +15,13 @@ use crate::job::{Outcome, Settled};
 pub struct Record {
     pool: PgPool,
     retry: Backoff,
+    /// The version this worker scores with (what `AlreadyScored` refers to).
+    model_version: String,
 }
 
 impl Record {
-    pub fn new(pool: PgPool, retry: Backoff) -> Self {
-        Self { pool, retry }
+    pub fn new(pool: PgPool, retry: Backoff, model_version: String) -> Self {
+        Self { pool, retry, model_version }
     }
 
     pub async fn run(self, mut batches: mpsc::Receiver<Vec<Settled>>) {
@@ -30,29 +31,23 @@ impl Record {
     }
 
     async fn record(&self, batch: Vec<Settled>) {
-        let results: Vec<NewResult> = batch
-            .iter()
-            .filter_map(|s| match &s.outcome {
-                Outcome::Done(result) => Some((**result).clone()),
-                _ => None,
-            })
-            .collect();
-        let failures: Vec<Failure> = batch
-            .iter()
-            .filter_map(|s| match &s.outcome {
-                Outcome::Failed(failure) => Some(failure.clone()),
-                _ => None,
-            })
-            .collect();
-        let written = if results.is_empty() && failures.is_empty() {
+        let mut record = BatchRecord { model_version: self.model_version.clone(), ..BatchRecord::default() };
+        for settled in &batch {
+            match &settled.outcome {
+                Outcome::Done { result, shadow } => {
+                    record.results.push((**result).clone());
+                    record.results.extend(shadow.as_deref().cloned());
+                }
+                Outcome::Failed(failure) => record.failures.push(failure.clone()),
+                Outcome::AlreadyScored => record.already_scored.push(settled.submission_id),
+                Outcome::Duplicate | Outcome::Discard(_) | Outcome::Retry(_) => {}
+            }
+        }
+        let written = if record.is_empty() {
             Ok(())
         } else {
             self.retry
-                .retry(
-                    "writing a batch",
-                    || Stage::Db.time(results.len() + failures.len(), results::record_batch(&self.pool, &results, &failures)),
-                    db::is_transient,
-                )
+                .retry("writing a batch", || Stage::Db.time(record.len(), results::record_batch(&self.pool, &record)), db::is_transient)
                 .await
         };
         if let Err(e) = &written {
@@ -65,8 +60,8 @@ impl Record {
             let id = settled.submission_id;
             let (outcome, settle) = match (&written, settled.outcome) {
                 (Err(_), _) | (Ok(()), Outcome::Retry(_)) => ("retried", settled.delivery.requeue().await),
-                (Ok(()), Outcome::Done(_)) => ("done", settled.delivery.ack().await),
-                (Ok(()), Outcome::Duplicate) => ("duplicate", settled.delivery.ack().await),
+                (Ok(()), Outcome::Done { .. }) => ("done", settled.delivery.ack().await),
+                (Ok(()), Outcome::Duplicate | Outcome::AlreadyScored) => ("duplicate", settled.delivery.ack().await),
                 (Ok(()), Outcome::Failed(failure)) => {
                     tracing::warn!(submission = %id, code = %failure.code, reason = %failure.reason, "submission failed");
                     ("failed", settled.delivery.dead_letter().await)

@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 
 use crate::assess::Assess;
 use crate::drain::Drain;
-use crate::intake::Intake;
+use crate::heartbeat::Heartbeat;
+use crate::intake::{Intake, consumer_name};
 use crate::record::Record;
 
 /// The worker: its health server up, its model loaded, ready to consume.
@@ -24,6 +25,8 @@ pub struct Worker {
     pool: PgPool,
     store: ImageStore,
     assessor: Arc<Assessor>,
+    /// `worker.shadow`'s checkpoint.
+    shadow: Option<Arc<Assessor>>,
     connected: Arc<AtomicBool>,
     health: JoinHandle<()>,
     stop_health: watch::Sender<bool>,
@@ -68,12 +71,22 @@ impl Worker {
         tracing::info!(%address, port, "worker health server listening");
 
         let worker_settings = settings.worker.clone();
-        let assessor = tokio::task::spawn_blocking(move || crate::model::load(&worker_settings))
-            .await
-            .context("the model loading task failed")??;
+        let (assessor, shadow) = tokio::task::spawn_blocking(move || {
+            let assessor = crate::model::load(&worker_settings)?;
+            let shadow = crate::model::load_shadow(&worker_settings, &assessor)?;
+            anyhow::Ok((assessor, shadow))
+        })
+        .await
+        .context("the model loading task failed")??;
         model_loaded.store(true, Ordering::Relaxed);
-        tracing::info!(model_version = assessor.model_version(), device = ?settings.worker.device, "model loaded");
-        Ok(Self { settings, pool, store, assessor: Arc::new(assessor), connected, health, stop_health, stop, drain, port })
+        tracing::info!(
+            model_version = assessor.model_version(),
+            shadow_version = shadow.as_ref().map(|s| s.model_version()),
+            device = ?settings.worker.device,
+            "model loaded"
+        );
+        let (assessor, shadow) = (Arc::new(assessor), shadow.map(Arc::new));
+        Ok(Self { settings, pool, store, assessor, shadow, connected, health, stop_health, stop, drain, port })
     }
 
     /// The health server's port.
@@ -103,8 +116,18 @@ impl Worker {
             connected: self.connected.clone(),
         };
         let intake = tokio::spawn(intake.run(batch_tx, stopped));
-        let assess = tokio::spawn(Assess::new(self.pool.clone(), self.assessor.clone(), worker).run(batch_rx, settled_tx));
-        let record = tokio::spawn(Record::new(self.pool.clone(), worker.retry_policy()).run(settled_rx));
+        let heartbeat = Heartbeat {
+            pool: self.pool.clone(),
+            name: consumer_name(),
+            model_version: self.assessor.model_version().to_string(),
+            shadow_version: self.shadow.as_ref().map(|s| s.model_version().to_string()),
+        };
+        let heartbeat = tokio::spawn(heartbeat.run(stop.subscribe()));
+        let shadow = self.shadow.clone().zip(worker.shadow.as_ref().map(|s| s.share));
+        let assess = Assess::new(self.pool.clone(), self.assessor.clone(), shadow, worker);
+        let assess = tokio::spawn(assess.run(batch_rx, settled_tx));
+        let record = Record::new(self.pool.clone(), worker.retry_policy(), self.assessor.model_version().to_string());
+        let record = tokio::spawn(record.run(settled_rx));
 
         tokio::pin!(shutdown);
         let mut drained = stop.subscribe();
@@ -115,6 +138,7 @@ impl Worker {
         tracing::info!("stopping: no new jobs; finishing the batches in hand");
         stop.send_replace(true);
         let finish = async {
+            let _ = heartbeat.await;
             let consumer = intake.await.ok().flatten();
             let _ = assess.await;
             let _ = record.await;

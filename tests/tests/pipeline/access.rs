@@ -50,6 +50,10 @@ fn every_route(app: &TestApp, slug: &str, id: &str) -> Vec<Call> {
         Call::new(Method::GET, format!("{api}/v1/competitions/{slug}/progress")),
         Call::new(Method::GET, format!("{api}/v1/competitions/{slug}/export.csv")),
         Call::new(Method::GET, format!("{api}/v1/competitions/{slug}/export.jsonl")),
+        Call::new(Method::PATCH, format!("{ingest}/v1/competitions/{slug}")).json(json!({ "model_version": null })),
+        Call::new(Method::POST, format!("{ingest}/v1/competitions/{slug}/rescore")).json(json!({})),
+        Call::new(Method::GET, format!("{api}/v1/competitions/{slug}/compare?from=a&to=b")),
+        Call::new(Method::GET, format!("{api}/v1/competitions/{slug}/duplicates")),
     ]
 }
 
@@ -135,7 +139,7 @@ async fn scopes_decide_what_a_key_may_do() {
     }
 
     // The reader reads alpha, and nothing else.
-    for path in ["results", "progress", "export.csv", "export.jsonl"] {
+    for path in ["results", "progress", "export.csv", "export.jsonl", "compare?from=a&to=b", "duplicates"] {
         let response = reader.get(format!("{}/v1/competitions/alpha/{path}", app.api_url)).send().await.unwrap();
         assert_eq!(response.status(), 200, "reader: {path}");
         let response = reader.get(format!("{}/v1/competitions/beta/{path}", app.api_url)).send().await.unwrap();

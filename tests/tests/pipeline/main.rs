@@ -6,6 +6,7 @@
 mod access;
 mod bad_input;
 mod crash;
+mod duplicates;
 mod end_to_end;
 mod failures;
 mod hostile_text;
@@ -18,3 +19,4 @@ mod openapi_fuzz;
 mod recovery;
 mod smoke;
 mod uploads;
+mod versions;

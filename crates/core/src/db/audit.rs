@@ -22,6 +22,10 @@ pub enum Action {
     ScoreSet,
     OverrideSet,
     OverrideCleared,
+    /// The model version a competition's reads default to, pinned or unpinned.
+    ModelVersionPinned,
+    /// A competition's submissions re-queued for a model version.
+    Rescored,
 }
 
 impl Action {
@@ -34,6 +38,8 @@ impl Action {
             Action::ScoreSet => "score_set",
             Action::OverrideSet => "override_set",
             Action::OverrideCleared => "override_cleared",
+            Action::ModelVersionPinned => "model_version_pinned",
+            Action::Rescored => "rescored",
         }
     }
 }

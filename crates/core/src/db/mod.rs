@@ -12,6 +12,7 @@ pub mod overrides;
 pub mod results;
 pub mod rounds;
 pub mod submissions;
+pub mod workers;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

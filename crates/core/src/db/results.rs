@@ -21,11 +21,37 @@ pub struct NewResult {
     pub new_tokens: i32,
     /// Per-stage times in milliseconds.
     pub timings: serde_json::Value,
+    /// Written by the worker's shadow checkpoint: kept under its version, but it neither marks
+    /// the submission done nor becomes a competition's default version.
+    pub shadow: bool,
+}
+
+/// A batch's outcome, to be written in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct BatchRecord {
+    pub results: Vec<NewResult>,
+    pub failures: Vec<Failure>,
+    /// Submissions whose job found a (primary) result of `model_version` already there — a
+    /// rescore's job delivered twice, or one a worker of an older version took: marked done.
+    pub already_scored: Vec<Uuid>,
+    pub model_version: String,
+}
+
+impl BatchRecord {
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty() && self.failures.is_empty() && self.already_scored.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.results.len() + self.failures.len() + self.already_scored.len()
+    }
 }
 
 /// Writes a batch's outcome in one transaction: the results (a result that already exists is
-/// left alone), their submissions marked done, and the failures marked failed.
-pub async fn record_batch(pool: &PgPool, results: &[NewResult], failures: &[Failure]) -> Result<(), sqlx::Error> {
+/// left alone, except that a primary result turns a shadow one of the same version into a
+/// primary one), the submissions of primary results marked done, and the failures marked failed.
+pub async fn record_batch(pool: &PgPool, batch: &BatchRecord) -> Result<(), sqlx::Error> {
+    let results = &batch.results;
     let mut tx = pool.begin().await?;
     if !results.is_empty() {
         // One array per score column, in the head's order (the order of the column list).
@@ -33,10 +59,12 @@ pub async fn record_batch(pool: &PgPool, results: &[NewResult], failures: &[Fail
             std::array::from_fn(|i| results.iter().map(|r| r.scores.to_array()[i].value()).collect());
         let insert = sqlx::query(
             "INSERT INTO results (id, submission_id, competition_id, model_version, score, overall, originality, \
-                                  color, texture, composition, content, critique, new_tokens, timings) \
+                                  color, texture, composition, content, critique, new_tokens, timings, shadow) \
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::real[], $6::real[], $7::real[], \
-                                  $8::real[], $9::real[], $10::real[], $11::real[], $12::text[], $13::int4[], $14::jsonb[]) \
-             ON CONFLICT (submission_id, model_version) DO NOTHING",
+                                  $8::real[], $9::real[], $10::real[], $11::real[], $12::text[], $13::int4[], $14::jsonb[], \
+                                  $15::bool[]) \
+             ON CONFLICT (submission_id, model_version) DO UPDATE SET shadow = false \
+             WHERE results.shadow AND NOT EXCLUDED.shadow",
         )
         .bind(results.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
         .bind(results.iter().map(|r| r.submission_id).collect::<Vec<_>>())
@@ -49,17 +77,29 @@ pub async fn record_batch(pool: &PgPool, results: &[NewResult], failures: &[Fail
             .bind(results.iter().map(|r| r.critique.clone()).collect::<Vec<_>>())
             .bind(results.iter().map(|r| r.new_tokens).collect::<Vec<_>>())
             .bind(results.iter().map(|r| r.timings.clone()).collect::<Vec<_>>())
+            .bind(results.iter().map(|r| r.shadow).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "UPDATE submissions SET status = 'done', failure_code = NULL, failure_reason = NULL, updated_at = now() \
              WHERE id = ANY($1) AND status <> 'done'",
         )
-        .bind(results.iter().map(|r| r.submission_id).collect::<Vec<_>>())
+        .bind(results.iter().filter(|r| !r.shadow).map(|r| r.submission_id).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
-    mark_failed(&mut *tx, failures).await?;
+    if !batch.already_scored.is_empty() {
+        sqlx::query(
+            "UPDATE submissions s SET status = 'done', failure_code = NULL, failure_reason = NULL, updated_at = now() \
+             WHERE s.id = ANY($1) AND s.status = 'processing' \
+               AND EXISTS (SELECT 1 FROM results r WHERE r.submission_id = s.id AND r.model_version = $2 AND NOT r.shadow)",
+        )
+        .bind(&batch.already_scored)
+        .bind(&batch.model_version)
+        .execute(&mut *tx)
+        .await?;
+    }
+    mark_failed(&mut *tx, &batch.failures).await?;
     tx.commit().await
 }
 
@@ -90,23 +130,76 @@ const RESULT_COLUMNS: &str = "r.submission_id, s.external_id, r.model_version, r
 const RESULTS: &str = "results r JOIN submissions s ON s.id = r.submission_id \
      LEFT JOIN overrides o ON o.submission_id = r.submission_id";
 
-/// The newest result of a submission (of any model version).
-pub async fn latest_for_submission(pool: &PgPool, submission_id: Uuid) -> Result<Option<ResultRecord>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {RESULT_COLUMNS} FROM {RESULTS} WHERE r.submission_id = $1 ORDER BY r.created_at DESC LIMIT 1"
-    ))
-    .bind(submission_id)
-    .fetch_optional(pool)
-    .await
-}
-
-/// The model version that most recently scored a competition.
-pub async fn latest_model_version(pool: &PgPool, competition_id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT model_version FROM results WHERE competition_id = $1 ORDER BY created_at DESC LIMIT 1")
-        .bind(competition_id)
+/// A submission's result of one model version.
+pub async fn for_submission(pool: &PgPool, submission_id: Uuid, model_version: &str) -> Result<Option<ResultRecord>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {RESULT_COLUMNS} FROM {RESULTS} WHERE r.submission_id = $1 AND r.model_version = $2"))
+        .bind(submission_id)
+        .bind(model_version)
         .fetch_optional(pool)
         .await
 }
+
+/// The model version that most recently scored a competition (shadow results do not count).
+pub async fn latest_model_version(db: impl sqlx::PgExecutor<'_>, competition_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT model_version FROM results WHERE competition_id = $1 AND NOT shadow ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(competition_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// How far one model version has scored a competition.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct VersionCount {
+    pub model_version: String,
+    /// Submissions with a primary result of this version.
+    pub scored: i64,
+    /// Results of a worker's shadow checkpoint.
+    pub shadow: i64,
+    pub first_scored_at: DateTime<Utc>,
+    pub last_scored_at: DateTime<Utc>,
+}
+
+/// Every model version that has scored the competition, oldest first.
+pub async fn version_counts(pool: &PgPool, competition_id: Uuid) -> Result<Vec<VersionCount>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT model_version, count(*) FILTER (WHERE NOT shadow) AS scored, count(*) FILTER (WHERE shadow) AS shadow, \
+                min(created_at) AS first_scored_at, max(created_at) AS last_scored_at \
+         FROM results WHERE competition_id = $1 GROUP BY model_version ORDER BY min(created_at), model_version",
+    )
+    .bind(competition_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Whether the version has a primary (not shadow) result in the competition.
+pub async fn has_primary_version(pool: &PgPool, competition_id: Uuid, model_version: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM results WHERE competition_id = $1 AND model_version = $2 AND NOT shadow)",
+    )
+    .bind(competition_id)
+    .bind(model_version)
+    .fetch_one(pool)
+    .await
+}
+
+/// Every (submission, model score) of one version in a competition, in leaderboard order (best
+/// first, ties by submission id descending), shadow results included.
+pub async fn version_scores(pool: &PgPool, competition_id: Uuid, model_version: &str) -> Result<Vec<(Uuid, f32)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT submission_id, score FROM results WHERE competition_id = $1 AND model_version = $2 \
+         ORDER BY score DESC, submission_id DESC",
+    )
+    .bind(competition_id)
+    .bind(model_version)
+    .fetch_all(pool)
+    .await
+}
+
+/// The leaderboard page query (`scripts/bench-leaderboard.sh` explains the same text). Parameters:
+/// competition, model version, min score, max score, cursor score, cursor submission, limit.
+pub const LEADERBOARD_SQL: &str = include_str!("leaderboard.sql");
 
 /// Where a leaderboard page starts: after this (effective score, submission) in descending order.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -133,35 +226,16 @@ pub struct LeaderboardQuery {
 /// in one query would sort the whole competition for every page (47 ms against 0.8 ms a page
 /// at 100,000 results, measured on this machine's Postgres 15).
 pub async fn leaderboard(pool: &PgPool, query: &LeaderboardQuery) -> Result<Vec<ResultRecord>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "WITH page AS ( \
-           (SELECT r.submission_id, r.score AS effective_score FROM results r \
-            WHERE r.competition_id = $1 AND r.model_version = $2 \
-              AND NOT EXISTS (SELECT 1 FROM overrides o WHERE o.submission_id = r.submission_id) \
-              AND ($3::real IS NULL OR r.score >= $3) AND ($4::real IS NULL OR r.score <= $4) \
-              AND ($5::real IS NULL OR (r.score, r.submission_id) < ($5, $6)) \
-            ORDER BY r.score DESC, r.submission_id DESC LIMIT $7) \
-           UNION ALL \
-           (SELECT r.submission_id, o.score FROM overrides o JOIN results r ON r.submission_id = o.submission_id \
-            WHERE r.competition_id = $1 AND r.model_version = $2 \
-              AND ($3::real IS NULL OR o.score >= $3) AND ($4::real IS NULL OR o.score <= $4) \
-              AND ($5::real IS NULL OR (o.score, r.submission_id) < ($5, $6)) \
-            ORDER BY o.score DESC, r.submission_id DESC LIMIT $7)) \
-         SELECT {RESULT_COLUMNS} FROM page p \
-           JOIN results r ON r.submission_id = p.submission_id AND r.model_version = $2 \
-           JOIN submissions s ON s.id = r.submission_id \
-           LEFT JOIN overrides o ON o.submission_id = r.submission_id \
-         ORDER BY p.effective_score DESC, p.submission_id DESC LIMIT $7"
-    ))
-    .bind(query.competition_id)
-    .bind(&query.model_version)
-    .bind(query.min_score)
-    .bind(query.max_score)
-    .bind(query.after.map(|c| c.score))
-    .bind(query.after.map(|c| c.submission_id))
-    .bind(query.limit)
-    .fetch_all(pool)
-    .await
+    sqlx::query_as(LEADERBOARD_SQL)
+        .bind(query.competition_id)
+        .bind(&query.model_version)
+        .bind(query.min_score)
+        .bind(query.max_score)
+        .bind(query.after.map(|c| c.score))
+        .bind(query.after.map(|c| c.submission_id))
+        .bind(query.limit)
+        .fetch_all(pool)
+        .await
 }
 
 /// A row of an export: every submission of a competition with its result, if any, for one

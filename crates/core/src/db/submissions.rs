@@ -22,6 +22,8 @@ pub struct NewSubmission {
     pub width: i32,
     pub height: i32,
     pub description: Option<Description>,
+    /// The decoded image's perceptual hash (`easel_imaging::phash`), as stored.
+    pub phash: Option<Vec<u8>>,
 }
 
 /// What an insert came to.
@@ -84,9 +86,10 @@ pub async fn insert_with_jobs(pool: &PgPool, entries: &[NewSubmission]) -> Resul
     let mut tx = pool.begin().await?;
     let created: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO submissions \
-           (id, competition_id, external_id, image_key, image_sha256, image_format, image_bytes, width, height, description) \
+           (id, competition_id, external_id, image_key, image_sha256, image_format, image_bytes, width, height, description, \
+            phash) \
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                              $7::int8[], $8::int4[], $9::int4[], $10::text[]) \
+                              $7::int8[], $8::int4[], $9::int4[], $10::text[], $11::bytea[]) \
          ON CONFLICT (competition_id, external_id) DO NOTHING \
          RETURNING id",
     )
@@ -100,6 +103,7 @@ pub async fn insert_with_jobs(pool: &PgPool, entries: &[NewSubmission]) -> Resul
     .bind(entries.iter().map(|e| e.width).collect::<Vec<_>>())
     .bind(entries.iter().map(|e| e.height).collect::<Vec<_>>())
     .bind(entries.iter().map(|e| e.description.as_ref().map(|d| d.as_str().to_string())).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.phash.clone()).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
 
@@ -214,6 +218,52 @@ pub async fn redrive_failed(pool: &PgPool, competition_id: Uuid) -> Result<u64, 
     Ok(jobs.len() as u64)
 }
 
+/// What a rescore did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rescored {
+    /// Submissions moved back to `queued`, their jobs in the outbox.
+    pub queued: u64,
+    /// Submissions the version had already scored (left as they are).
+    pub already_scored: u64,
+    /// Submissions left alone because they are queued or processing already.
+    pub in_flight: u64,
+}
+
+/// Re-queues every `done` or `failed` submission of a competition that `model_version` has not
+/// scored (attempts reset, failure cleared) and writes their jobs to the outbox, in the caller's
+/// transaction. Results of other versions stay.
+pub async fn rescore(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    competition_id: Uuid,
+    model_version: &str,
+) -> Result<Rescored, sqlx::Error> {
+    let (already_scored, in_flight): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM results r \
+                                               WHERE r.submission_id = s.id AND r.model_version = $2 AND NOT r.shadow)), \
+                count(*) FILTER (WHERE s.status IN ('queued', 'processing')) \
+         FROM submissions s WHERE s.competition_id = $1",
+    )
+    .bind(competition_id)
+    .bind(model_version)
+    .fetch_one(&mut **tx)
+    .await?;
+    let requeued: Vec<(Uuid, String)> = sqlx::query_as(
+        "UPDATE submissions s SET status = 'queued', attempts = 0, failure_code = NULL, failure_reason = NULL, \
+                                  updated_at = now() \
+         WHERE s.competition_id = $1 AND s.status IN ('done', 'failed') \
+           AND NOT EXISTS (SELECT 1 FROM results r WHERE r.submission_id = s.id AND r.model_version = $2 AND NOT r.shadow) \
+         RETURNING s.id, s.image_key",
+    )
+    .bind(competition_id)
+    .bind(model_version)
+    .fetch_all(&mut **tx)
+    .await?;
+    let jobs: Vec<JobMessage> =
+        requeued.into_iter().map(|(submission_id, image_key)| JobMessage { submission_id, image_key }).collect();
+    outbox::insert(tx, &jobs).await?;
+    Ok(Rescored { queued: jobs.len() as u64, already_scored: already_scored as u64, in_flight: in_flight as u64 })
+}
+
 /// What the worker needs to assess a submission, read when it takes a batch.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claimed {
@@ -222,7 +272,8 @@ pub struct Claimed {
     pub description: Option<String>,
     pub rubric_weights: Option<Json<RubricWeights>>,
     status: String,
-    /// Whether this model version already scored it (a redelivered job).
+    /// Whether this model version already scored it (a redelivered job; shadow results do not
+    /// count).
     pub has_result: bool,
     /// Batches that have taken it, this one included.
     pub attempts: i32,
@@ -245,7 +296,8 @@ pub async fn claim(pool: &PgPool, ids: &[Uuid], model_version: &str) -> Result<V
          SELECT s.id, s.competition_id, s.description, c.rubric_weights, \
                 CASE WHEN k.id IS NULL THEN s.status ELSE 'processing' END AS status, \
                 COALESCE(k.attempts, s.attempts) AS attempts, \
-                EXISTS (SELECT 1 FROM results r WHERE r.submission_id = s.id AND r.model_version = $2) AS has_result \
+                EXISTS (SELECT 1 FROM results r WHERE r.submission_id = s.id AND r.model_version = $2 AND NOT r.shadow) \
+                    AS has_result \
          FROM submissions s JOIN competitions c ON c.id = s.competition_id \
          LEFT JOIN claimed k ON k.id = s.id \
          WHERE s.id = ANY($1)",
@@ -353,6 +405,28 @@ pub async fn progress(pool: &PgPool, competition_id: Uuid) -> Result<Progress, s
         }
     }
     Ok(progress)
+}
+
+/// A submission's perceptual hash, with what a list of likely copies shows of it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Hashed {
+    pub id: Uuid,
+    pub competition_id: Uuid,
+    pub competition_slug: String,
+    pub external_id: Option<String>,
+    pub phash: Vec<u8>,
+}
+
+/// The hashed submissions of one competition, or of every competition (`None`), oldest first.
+pub async fn phashes(pool: &PgPool, competition_id: Option<Uuid>) -> Result<Vec<Hashed>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.id, s.competition_id, c.slug AS competition_slug, s.external_id, s.phash \
+         FROM submissions s JOIN competitions c ON c.id = s.competition_id \
+         WHERE s.phash IS NOT NULL AND ($1::uuid IS NULL OR s.competition_id = $1) ORDER BY s.created_at, s.id",
+    )
+    .bind(competition_id)
+    .fetch_all(pool)
+    .await
 }
 
 /// Of `keys`, those no submission refers to (orphans: stored by a request that then failed).

@@ -29,7 +29,7 @@ const CHUNK: usize = 32 * 1024;
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
-    /// Default: the model version that most recently scored the competition.
+    /// Default: the competition's pinned model version, else the newest that scored it.
     pub model_version: Option<String>,
 }
 

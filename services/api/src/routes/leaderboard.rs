@@ -18,13 +18,14 @@ const MAX_LIMIT: i64 = 500;
 pub struct LeaderboardParams {
     /// Page size, 1–500 (default 50).
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (it carries the page's model version).
     pub cursor: Option<String>,
     /// Only effective scores at or above this.
     pub min_score: Option<f32>,
     /// Only effective scores at or below this.
     pub max_score: Option<f32>,
-    /// Default: the model version that most recently scored the competition.
+    /// Default: the competition's pinned model version, else the newest that scored it; with a
+    /// `cursor`, the cursor's version (naming another is a 400).
     pub model_version: Option<String>,
 }
 
@@ -83,8 +84,16 @@ pub async fn results(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request("invalid.limit", format!("limit must be 1 to {MAX_LIMIT}")));
     }
-    let after = params.cursor.as_deref().map(parse_cursor).transpose()?;
-    let Some(model_version) = model_version(&state.pool, &competition, params.model_version).await? else {
+    let cursor = params.cursor.as_deref().map(parse_cursor).transpose()?;
+    let asked = match (&cursor, params.model_version) {
+        (Some(cursor), Some(asked)) if asked != cursor.model_version => {
+            return Err(ApiError::bad_request("invalid.cursor", "the cursor belongs to another model version's leaderboard"));
+        }
+        (Some(cursor), _) => Some(cursor.model_version.clone()),
+        (None, asked) => asked,
+    };
+    let after = cursor.map(|c| c.after);
+    let Some(model_version) = model_version(&state.pool, &competition, asked).await? else {
         return Ok(Json(LeaderboardPage { competition: competition.slug, model_version: None, items: Vec::new(), next_cursor: None }));
     };
     let query = LeaderboardQuery {
@@ -100,7 +109,12 @@ pub async fn results(
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more
-        .then(|| rows.last().map(|r| format_cursor(LeaderboardCursor { score: r.effective_score, submission_id: r.submission_id })))
+        .then(|| {
+            rows.last().map(|r| {
+                let after = LeaderboardCursor { score: r.effective_score, submission_id: r.submission_id };
+                format_cursor(&PageCursor { after, model_version: model_version.clone() })
+            })
+        })
         .flatten();
     let items = rows
         .into_iter()
@@ -117,20 +131,32 @@ pub async fn results(
     Ok(Json(LeaderboardPage { competition: competition.slug, model_version: Some(model_version), items, next_cursor }))
 }
 
-/// `<score>_<submission id>`: the last row of a page. Rust prints an `f32` so that it parses
-/// back to the same value, so the cursor is exact.
-fn format_cursor(cursor: LeaderboardCursor) -> String {
-    format!("{}_{}", cursor.score, cursor.submission_id)
+/// Where the next page starts, on which version's leaderboard.
+#[derive(Debug, Clone, PartialEq)]
+struct PageCursor {
+    after: LeaderboardCursor,
+    model_version: String,
 }
 
-fn parse_cursor(raw: &str) -> Result<LeaderboardCursor, ApiError> {
+/// `<score>_<submission id>_<model version>`: the last row of a page and the version ranked.
+/// Rust prints an `f32` so that it parses back to the same value, so the cursor is exact; the
+/// version is last, so it may hold `_` itself.
+fn format_cursor(cursor: &PageCursor) -> String {
+    format!("{}_{}_{}", cursor.after.score, cursor.after.submission_id, cursor.model_version)
+}
+
+fn parse_cursor(raw: &str) -> Result<PageCursor, ApiError> {
     let bad = || ApiError::bad_request("invalid.cursor", "the cursor is not one this API returned");
-    let (score, id) = raw.split_once('_').ok_or_else(bad)?;
+    let mut parts = raw.splitn(3, '_');
+    let (Some(score), Some(id), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
     let score: f32 = score.parse().map_err(|_| bad())?;
     if !score.is_finite() {
         return Err(bad());
     }
-    Ok(LeaderboardCursor { score, submission_id: id.parse().map_err(|_| bad())? })
+    let model_version = easel_core::versions::parse("cursor", version).map_err(|_| bad())?;
+    Ok(PageCursor { after: LeaderboardCursor { score, submission_id: id.parse().map_err(|_| bad())? }, model_version })
 }
 
 #[cfg(test)]
@@ -139,9 +165,16 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
-        let cursor = LeaderboardCursor { score: 87.123_46, submission_id: Uuid::now_v7() };
-        assert_eq!(parse_cursor(&format_cursor(cursor)).unwrap(), cursor);
-        assert!(parse_cursor("nan_00000000-0000-0000-0000-000000000000").is_err());
+        let after = LeaderboardCursor { score: 87.123_46, submission_id: Uuid::now_v7() };
+        for version in ["easel-v1", "qwen2_vl_7b_2026", "v 2 (shadow)"] {
+            let cursor = PageCursor { after, model_version: version.into() };
+            assert_eq!(parse_cursor(&format_cursor(&cursor)).unwrap(), cursor);
+        }
+        assert!(parse_cursor("nan_00000000-0000-0000-0000-000000000000_v1").is_err());
+        // A cursor of the versionless format (before model versions were pinned) is refused.
+        assert!(parse_cursor("87.5_00000000-0000-0000-0000-000000000000").is_err());
+        assert!(parse_cursor("87.5_00000000-0000-0000-0000-000000000000_").is_err());
+        assert!(parse_cursor("87.5_00000000-0000-0000-0000-000000000000_v\u{0}1").is_err());
         assert!(parse_cursor("garbage").is_err());
     }
 }

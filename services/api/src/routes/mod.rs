@@ -1,6 +1,8 @@
 //! The read API's routes: the table ([`router`]) and the handlers, one module per resource.
 
 pub mod audit;
+pub mod compare;
+pub mod duplicates;
 pub mod export;
 pub mod jury;
 pub mod leaderboard;
@@ -10,7 +12,6 @@ pub mod submissions;
 use axum::Router;
 use axum::routing::get;
 use easel_core::db::competitions::Competition;
-use easel_core::db::results;
 use easel_core::http::ApiError;
 use easel_rubric::RubricScores;
 use sqlx::PgPool;
@@ -24,6 +25,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/submissions/{id}", get(submissions::get_submission))
         .route("/v1/competitions/{slug}/results", get(leaderboard::results))
         .route("/v1/competitions/{slug}/progress", get(progress::progress))
+        .route("/v1/competitions/{slug}/compare", get(compare::compare))
+        .route("/v1/competitions/{slug}/duplicates", get(duplicates::duplicates))
         .route("/v1/competitions/{slug}/export.csv", get(export::export_csv))
         .route("/v1/competitions/{slug}/export.jsonl", get(export::export_jsonl))
         .route("/v1/competitions/{slug}/audit", get(audit::audit))
@@ -36,12 +39,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The model version asked for, or the one that most recently scored the competition.
+/// The model version asked for, or the competition's default (`easel_core::versions`).
 async fn model_version(pool: &PgPool, competition: &Competition, asked: Option<String>) -> Result<Option<String>, ApiError> {
-    match asked {
-        Some(version) => Ok(Some(version)),
-        None => results::latest_model_version(pool, competition.id).await.map_err(ApiError::database),
-    }
+    easel_core::versions::resolve(pool, competition, asked.as_deref()).await
 }
 
 /// The overall score and the five rubric scores, each in 1..=100, as the API serves them: six

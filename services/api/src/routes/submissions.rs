@@ -3,14 +3,14 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use easel_core::auth::{Access, Caller};
 use easel_core::db::overrides::{self, Override};
-use easel_core::db::{results, submissions};
+use easel_core::db::{competitions, results, submissions};
 use easel_core::domain::SubmissionStatus;
-use easel_core::http::{ApiError, ApiPath, ErrorBody};
-use serde::Serialize;
-use utoipa::ToSchema;
+use easel_core::http::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::Scores;
+use super::{Scores, model_version};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -25,8 +25,16 @@ pub struct SubmissionView {
     pub description: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// The newest assessment, once there is one.
+    /// The assessment by `model_version` (default: the competition's pinned version, else the
+    /// newest that scored it), once there is one.
     pub result: Option<ResultView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SubmissionParams {
+    /// Default: the competition's pinned model version, else the newest that scored it.
+    pub model_version: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,10 +93,10 @@ impl ResultView {
 #[utoipa::path(
     get,
     path = "/v1/submissions/{id}",
-    params(("id" = Uuid, Path, description = "The submission id ingest returned")),
+    params(("id" = Uuid, Path, description = "The submission id ingest returned"), SubmissionParams),
     responses(
         (status = 200, body = SubmissionView),
-        (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 400, description = "Not a UUID, or a bad parameter", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key may not read this competition", body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -99,13 +107,20 @@ pub async fn get_submission(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<ApiPath<Uuid>, ApiError>,
+    params: Result<ApiQuery<SubmissionParams>, ApiError>,
 ) -> Result<Json<SubmissionView>, ApiError> {
     caller.key()?;
     let ApiPath(id) = id?;
+    let ApiQuery(params) = params?;
     let unknown = || ApiError::not_found("submission.not_found", format!("there is no submission {id}"));
     let record = submissions::find(&state.pool, id).await.map_err(ApiError::database)?.ok_or_else(unknown)?;
     caller.require_or_hide(&record.competition_slug, Access::Read, unknown)?;
-    let result = results::latest_for_submission(&state.pool, id).await.map_err(ApiError::database)?;
+    let competition =
+        competitions::find(&state.pool, record.competition_id).await.map_err(ApiError::database)?.ok_or_else(unknown)?;
+    let result = match model_version(&state.pool, &competition, params.model_version).await? {
+        Some(version) => results::for_submission(&state.pool, id, &version).await.map_err(ApiError::database)?,
+        None => None,
+    };
     let override_ = overrides::find(&state.pool, id).await.map_err(ApiError::database)?;
     let status = record.status().map_err(ApiError::internal)?;
     let failure = match (record.failure_code, record.failure_reason) {

@@ -12,7 +12,7 @@ use easel_core::auth::{self, Access, Caller};
 use easel_core::db::audit::{self, Action, NewEntry};
 use easel_core::db::juror_scores::{self, ScoreWrite, StoredScore};
 use easel_core::db::rounds::{self, Round, RoundEntry};
-use easel_core::db::{results, submissions};
+use easel_core::db::submissions;
 use easel_core::domain::JurorScore;
 use easel_core::http::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use easel_core::jury;
@@ -145,7 +145,7 @@ pub async fn queue(
     let model_version = if round.blind {
         None
     } else {
-        results::latest_model_version(&state.pool, competition.id).await.map_err(ApiError::database)?
+        easel_core::versions::default(&state.pool, &competition).await?
     };
     let entries = rounds::queue(&state.pool, round.id, juror.id, model_version.as_deref(), params.pending, offset, limit)
         .await

@@ -33,6 +33,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys", post(keys::create).get(keys::list))
         .route("/v1/keys/{id}", delete(keys::revoke))
         .route("/v1/competitions", post(competitions::create))
+        .route("/v1/competitions/{slug}", patch(competitions::change))
+        .route("/v1/competitions/{slug}/rescore", post(competitions::rescore))
         .route("/v1/competitions/{slug}/submissions", post(submissions::submit).layer(DefaultBodyLimit::max(single_limit)))
         .route("/v1/competitions/{slug}/bulk", post(bulk::submit_bulk).layer(DefaultBodyLimit::max(bulk_limit)))
         .route("/v1/competitions/{slug}/jurors", post(jurors::create))

@@ -8,7 +8,7 @@ use easel_agreement::round::{self as analysis, Normalise};
 use easel_core::auth::{self, Access, Caller};
 use easel_core::db::audit::{self, Action, NewEntry};
 use easel_core::db::rounds::{self, Round, Shortlist};
-use easel_core::db::{competitions::Competition, results};
+use easel_core::db::competitions::Competition;
 use easel_core::domain::{Name, Scale, ValidationError};
 use easel_core::http::{ApiError, ApiJson, ApiPath, ErrorBody};
 use easel_core::jury;
@@ -54,7 +54,8 @@ pub struct NewRound {
     /// With `by: "panel"`: the raw panel mean (`none`, the default) or the mean of each
     /// juror's z-scores (`z`, which evens out harsh and lenient jurors).
     pub normalise: Option<Normalise>,
-    /// With `by: "model"`: the model version to rank by; default the newest that scored.
+    /// With `by: "model"`: the model version to rank by; default the competition's pinned
+    /// version, else the newest that scored it.
     pub model_version: Option<String>,
 }
 
@@ -130,13 +131,9 @@ async fn shortlist(state: &AppState, competition: &Competition, from: Uuid, body
             if body.normalise.is_some() {
                 return Err(invalid("normalise", "only a panel shortlist is normalised".into()));
             }
-            let version = match &body.model_version {
-                Some(v) => v.clone(),
-                None => results::latest_model_version(&state.pool, competition.id)
-                    .await
-                    .map_err(ApiError::database)?
-                    .ok_or_else(|| invalid("by", "the model has scored no entry of this competition yet".into()))?,
-            };
+            let version = easel_core::versions::resolve(&state.pool, competition, body.model_version.as_deref())
+                .await?
+                .ok_or_else(|| invalid("by", "the model has scored no entry of this competition yet".into()))?;
             let entries = rounds::top_by_model(&state.pool, source.id, &version, top).await.map_err(ApiError::database)?;
             if entries.is_empty() {
                 return Err(invalid("by", format!("model version {version:?} scored no entry of round {from}")));

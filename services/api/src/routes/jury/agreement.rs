@@ -30,7 +30,8 @@ pub struct AgreementParams {
     /// An entry is a disagreement when its model and panel z-scores differ by more than this
     /// (0 < threshold ≤ 10; default 1.5).
     pub threshold: Option<f64>,
-    /// The model's scores of this version; default the newest that scored the competition.
+    /// The model's scores of this version; default the competition's pinned version, else the
+    /// newest that scored it.
     pub model_version: Option<String>,
 }
 

@@ -30,7 +30,8 @@ const ENTRIES_PER_CHUNK: usize = 200;
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ScoresCsvParams {
-    /// The model's scores of this version; default the newest that scored the competition.
+    /// The model's scores of this version; default the competition's pinned version, else the
+    /// newest that scored it.
     pub model_version: Option<String>,
 }
 

@@ -51,7 +51,8 @@ pub struct StandingsParams {
     /// `desc` (default) or `asc`; entries without the value sort last either way.
     #[param(value_type = Option<String>)]
     pub order: Option<Order>,
-    /// The model's scores of this version; default the newest that scored the competition.
+    /// The model's scores of this version; default the competition's pinned version, else the
+    /// newest that scored it.
     pub model_version: Option<String>,
 }
 
