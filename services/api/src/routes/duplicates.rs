@@ -146,7 +146,7 @@ fn find(rows: Vec<Hashed>, competition: Uuid, max_distance: u32) -> (usize, Vec<
             DuplicateCluster { members: c.members.iter().map(|&i| member(i)).collect(), pairs }
         })
         .collect();
-    found.sort_by(|a, b| b.members.len().cmp(&a.members.len()));
+    found.sort_by_key(|c| std::cmp::Reverse(c.members.len()));
     let truncated = found.len() > MAX_CLUSTERS;
     found.truncate(MAX_CLUSTERS);
     (hashed, found, truncated)
