@@ -7,14 +7,14 @@
 # made and dropped. Needs Postgres (scripts/deps-up.sh starts it) and installs wrk from Debian.
 #
 #   scripts/bench-leaderboard.sh                  # 100,000 entries, 16 connections, 15 s a run
-#   ENTRIES=20000 CONNECTIONS=32 SECONDS=30 scripts/bench-leaderboard.sh
+#   ENTRIES=20000 CONNECTIONS=32 RUN_SECONDS=30 scripts/bench-leaderboard.sh
 set -euo pipefail
 source "$(dirname "$0")/services-common.sh"
 cd "$ROOT"
 
 ENTRIES=${ENTRIES:-100000}
 CONNECTIONS=${CONNECTIONS:-16}
-SECONDS_PER_RUN=${SECONDS:-15}
+SECONDS_PER_RUN=${RUN_SECONDS:-15}
 PORT=${PORT:-18181}
 DB=easel_lbbench
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -47,11 +47,10 @@ SELECT gen_random_uuid(), '00000000-0000-7000-8000-000000000001', 'e-' || g, 'im
 FROM generate_series(1, $ENTRIES) g;
 INSERT INTO results (id, submission_id, competition_id, model_version, score, overall, originality, color, texture,
                      composition, content, critique, new_tokens, timings, created_at)
-SELECT gen_random_uuid(), s.id, s.competition_id, v.version, x.score, x.score, x.score, x.score, x.score, x.score,
-       x.score, repeat('A considered critique of colour and composition. ', 8), 96, '{"batch_size": 8}', now() - v.age
-FROM submissions s
-CROSS JOIN (VALUES ('v1', interval '1 day'), ('v2', interval '0')) AS v(version, age)
-CROSS JOIN LATERAL (SELECT (1 + 99 * random())::real AS score) x;
+SELECT gen_random_uuid(), id, competition_id, version, score, score, score, score, score, score, score,
+       repeat('A considered critique of colour and composition. ', 8), 96, '{"batch_size": 8}', now() - age
+FROM (SELECT s.id, s.competition_id, v.version, v.age, (1 + 99 * random())::real AS score
+      FROM submissions s CROSS JOIN (VALUES ('v1', interval '1 day'), ('v2', interval '0')) AS v(version, age)) x;
 INSERT INTO overrides (submission_id, score, reason)
 SELECT id, 50, 'bench' FROM submissions ORDER BY id LIMIT 20;
 VACUUM ANALYZE;
@@ -95,19 +94,20 @@ for name in "first page, pinned v1" "first page, v2 named" "rank $DEEP, pinned v
     fi
     ms() { awk -v q="$1" '$1 == q { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } printf "%.2f", v }' <<<"$out"; }
     rps=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
-    max=$(awk '$1 == "Latency" { v = $4; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } printf "%.2f", v }' <<<"$out")
+    max=$(awk '$1 == "Latency" && !done { done = 1; v = $4; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } printf "%.2f", v }' <<<"$out")
     printf '%-24s %10s %10s %10s %10s %10s\n' "$name" "$rps" "$(ms 50%)" "$(ms 90%)" "$(ms 99%)" "$max"
 done
 
 echo
-echo "EXPLAIN ANALYZE (crates/core/src/db/leaderboard.sql), rank $DEEP of v1, 51 rows:"
+echo "EXPLAIN ANALYZE (crates/core/src/db/leaderboard.sql, the generic plan a pooled connection settles on), first page and rank $DEEP of v1, 51 rows:"
 IFS=_ read -r score id _ <<<"$(cursor v1)"
 {
+    echo "SET plan_cache_mode = force_generic_plan;"
     echo "PREPARE page(uuid, text, real, real, real, uuid, bigint) AS"
     grep -v '^--' crates/core/src/db/leaderboard.sql
     echo ";"
-    echo "EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) EXECUTE page('00000000-0000-7000-8000-000000000001', 'v1', NULL, NULL, NULL, NULL, 51);"
-    echo "EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) EXECUTE page('00000000-0000-7000-8000-000000000001', 'v1', NULL, NULL, $score, '$id', 51);"
+    echo "EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) EXECUTE page('00000000-0000-7000-8000-000000000001', 'v1', '-Infinity', 'Infinity', 'Infinity', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 51);"
+    echo "EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) EXECUTE page('00000000-0000-7000-8000-000000000001', 'v1', '-Infinity', 'Infinity', $score, '$id', 51);"
 } | "${PSQL[@]}" "$PG_URL/$DB"
 echo
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(psql -X -At "$PG_URL/postgres" -c 'SHOW server_version')"
