@@ -6,14 +6,14 @@
 # (crates/core/src/db/leaderboard.sql, the same text). A scratch database, easel_lbbench, is
 # made and dropped. Needs Postgres (scripts/deps-up.sh starts it) and installs wrk from Debian.
 #
-#   scripts/bench-leaderboard.sh                  # 100,000 entries, 16 connections, 15 s a run
+#   scripts/bench-leaderboard.sh                  # 100,000 entries, 4 connections, 15 s a run
 #   ENTRIES=20000 CONNECTIONS=32 RUN_SECONDS=30 scripts/bench-leaderboard.sh
 set -euo pipefail
 source "$(dirname "$0")/services-common.sh"
 cd "$ROOT"
 
 ENTRIES=${ENTRIES:-100000}
-CONNECTIONS=${CONNECTIONS:-16}
+CONNECTIONS=${CONNECTIONS:-4}
 SECONDS_PER_RUN=${RUN_SECONDS:-15}
 PORT=${PORT:-18181}
 DB=easel_lbbench
