@@ -1,15 +1,10 @@
 //! Tells Postgres which model versions this worker serves (`workers`), so that a rescore knows
-//! the version the workers now serve: a row written at start and every [`INTERVAL`], deleted when
-//! the worker stops consuming (drain or shutdown).
-
-use std::time::Duration;
+//! the version the workers now serve: a row written at start and every
+//! [`workers::HEARTBEAT_INTERVAL`], deleted when the worker stops consuming (drain or shutdown).
 
 use easel_core::db::workers;
 use sqlx::PgPool;
 use tokio::sync::watch;
-
-/// Between heartbeats; the ingest counts a worker as serving for three of them.
-pub const INTERVAL: Duration = Duration::from_secs(30);
 
 pub struct Heartbeat {
     pub pool: PgPool,
@@ -21,7 +16,7 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// Beats until `stop` turns true, then removes the worker's row.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(INTERVAL);
+        let mut tick = tokio::time::interval(workers::HEARTBEAT_INTERVAL);
         loop {
             let stopped = tokio::select! {
                 _ = tick.tick() => false,

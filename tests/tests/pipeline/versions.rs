@@ -58,13 +58,11 @@ async fn leaderboard(app: &TestApp, slug: &str, model_version: &str) -> HashMap<
     }
 }
 
+/// `raw` as a query value (the url crate's form encoding, through reqwest).
 fn urlencode(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let mut url = reqwest::Url::parse("http://localhost/").expect("a valid url");
+    url.query_pairs_mut().append_pair("v", raw);
+    url.query().expect("a query was just added")["v=".len()..].to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

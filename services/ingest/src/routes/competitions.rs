@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -162,9 +160,6 @@ pub async fn change(
     Ok(Json(Competition { model_version: pin, ..competition }.into()))
 }
 
-/// Workers that have not written their heartbeat for this long are not counted as serving.
-const SERVING_WITHIN: Duration = Duration::from_secs(180);
-
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescoreRequest {
@@ -222,7 +217,7 @@ pub async fn rescore(
     let key = caller.require_admin()?;
     let ApiJson(body) = body?;
     let asked = body.model_version.as_deref().map(|v| versions::parse("model_version", v)).transpose()?;
-    let served = workers::served_versions(&state.pool, SERVING_WITHIN).await.map_err(ApiError::database)?;
+    let served = workers::served_versions(&state.pool).await.map_err(ApiError::database)?;
     let conflict = |code: &str, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
     let version = match (served.as_slice(), asked) {
         ([], _) => return Err(conflict("rescore.no_workers", "no worker has reported in the last three minutes".into())),
