@@ -95,6 +95,13 @@ JSON
     wait_for "SeaweedFS S3" 90 curl -fsS -o /dev/null "http://127.0.0.1:8333/status"
 }
 
+# Headless Chromium and its WebDriver, for the dashboard's browser tests (Debian's chromium and
+# chromium-driver: /usr/bin/chromium, /usr/bin/chromedriver).
+ensure_chromium() {
+    if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then return 0; fi
+    apt_install chromium chromium-driver
+}
+
 # The `easel` database of the local configuration.
 ensure_database() {
     if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'easel'" | grep -q 1; then

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite — the test command README.md gives, and what .ci/run runs on a clean
 # clone. Installs and starts what the tests need (Postgres, RabbitMQ, SeaweedFS; the real Qwen
-# tokenizer, all-MiniLM-L6-v2 and the CC0 sample paintings into .cache/), then runs every Rust
-# test in the workspace (dev profile) and the offline Kubernetes checks.
+# tokenizer, all-MiniLM-L6-v2 and the CC0 sample paintings into .cache/; Debian's chromium and
+# chromium-driver for the dashboard's browser tests), then runs every Rust test in the workspace
+# (dev profile) and the offline Kubernetes checks. Screenshots of the dashboard's pages land in
+# target/screenshots/.
 set -euo pipefail
 source "$(dirname "$0")/services-common.sh"
 cd "$ROOT"
@@ -16,6 +18,9 @@ scripts/fetch-paintings.sh
 
 step "services the tests talk to"
 scripts/deps-up.sh
+
+step "a headless browser for the dashboard tests"
+ensure_chromium
 
 step "Rust tests (workspace)"
 # The pipeline tests start and SIGKILL real worker processes: build the binary they launch.

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod chaos;
+pub mod dashboard;
 pub mod paintings;
 pub mod proxy;
 
@@ -547,10 +548,20 @@ impl TestApp {
         self.publish_raw(&job.to_json()).await;
     }
 
-    /// Objects in the app's bucket.
+    /// Stored images (originals) in the app's bucket.
     pub async fn objects_in_bucket(&self) -> usize {
+        self.objects_under(easel_core::storage::IMAGE_PREFIX).await
+    }
+
+    /// Copies made from the images (thumbnails and previews) in the app's bucket.
+    pub async fn derived_in_bucket(&self) -> usize {
+        self.objects_under(easel_core::storage::DERIVED_PREFIX).await
+    }
+
+    async fn objects_under(&self, prefix: &str) -> usize {
         let client = s3_client(&self.settings);
-        let listed = client.list_objects_v2().bucket(&self.settings.s3.bucket).send().await.expect("listing the bucket");
+        let listed =
+            client.list_objects_v2().bucket(&self.settings.s3.bucket).prefix(prefix).send().await.expect("listing the bucket");
         listed.contents().len()
     }
 

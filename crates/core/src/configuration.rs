@@ -33,9 +33,9 @@ impl Service {
     /// and not validated, when it loads its settings.
     pub fn unused_sections(self) -> &'static [&'static str] {
         match self {
-            Service::Ingest => &["worker"],
-            Service::Api => &["rabbitmq", "s3", "ingest", "worker"],
-            Service::Worker => &[],
+            Service::Ingest => &["worker", "dashboard"],
+            Service::Api => &["rabbitmq", "ingest", "worker"],
+            Service::Worker => &["dashboard"],
         }
     }
 
@@ -95,6 +95,25 @@ pub struct Settings {
     pub s3: S3Settings,
     pub ingest: IngestSettings,
     pub worker: WorkerSettings,
+    pub dashboard: DashboardSettings,
+}
+
+/// `dashboard`: the api's pages for people (sign-in sessions, the images it serves).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DashboardSettings {
+    /// How long a sign-in lasts; the key's own expiry or revocation ends it sooner.
+    pub session_hours: u64,
+    /// Marks the session cookie `Secure` (HTTPS only): on behind TLS, off for plain-HTTP
+    /// loopback development (a browser would not send a `Secure` cookie to http://127.0.0.1).
+    pub secure_cookies: bool,
+    /// Thumbnails and previews the api reads from the bucket at once, over all requests.
+    pub image_reads: usize,
+}
+
+impl DashboardSettings {
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_hours.saturating_mul(3600))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -462,6 +481,13 @@ impl Settings {
                 }
             }
         }
+        if uses("dashboard") {
+            for (key, value) in [("dashboard.session_hours", self.dashboard.session_hours), ("dashboard.image_reads", self.dashboard.image_reads as u64)] {
+                if value == 0 {
+                    return invalid(key, "must be at least 1");
+                }
+            }
+        }
         if environment == Environment::Production {
             self.refuse_sample_credentials(service)?;
         }
@@ -469,22 +495,21 @@ impl Settings {
     }
 
     /// Production must not run on the credentials the config files ship for loopback
-    /// development. Each service is checked for what it connects to: the api has no queue or
-    /// bucket, so their sample values in `base.yaml` are harmless there.
+    /// development. Each service is checked for what it connects to: the api has no queue, so
+    /// its sample value in `base.yaml` is harmless there.
     fn refuse_sample_credentials(&self, service: Service) -> Result<(), ConfigurationError> {
         let refuse = |key, message: &str| Err(ConfigurationError::Invalid { key, message: format!("{message} (APP_ENVIRONMENT=production)") });
         if url_password(self.database.url.expose_secret()).is_empty() {
             return refuse("database.url", "has no password: set APP_DATABASE__URL to the service's own role");
         }
-        if service == Service::Api {
-            return Ok(());
-        }
-        // Parsed as lapin parses it: a URL without a password connects with `guest`.
-        let amqp = lapin::uri::AMQPUri::from_str(self.rabbitmq.url.expose_secret())
-            .map_err(|e| ConfigurationError::Invalid { key: "rabbitmq.url", message: e })?;
-        let user = &amqp.authority.userinfo;
-        if user.password.is_empty() || user.password == "guest" {
-            return refuse("rabbitmq.url", "uses RabbitMQ's default credentials (guest, or no password): set APP_RABBITMQ__URL");
+        if service != Service::Api {
+            // Parsed as lapin parses it: a URL without a password connects with `guest`.
+            let amqp = lapin::uri::AMQPUri::from_str(self.rabbitmq.url.expose_secret())
+                .map_err(|e| ConfigurationError::Invalid { key: "rabbitmq.url", message: e })?;
+            let user = &amqp.authority.userinfo;
+            if user.password.is_empty() || user.password == "guest" {
+                return refuse("rabbitmq.url", "uses RabbitMQ's default credentials (guest, or no password): set APP_RABBITMQ__URL");
+            }
         }
         let secret = self.s3.secret_access_key.expose_secret();
         if secret.is_empty() || secret == SAMPLE_S3_SECRET_ACCESS_KEY {
@@ -653,7 +678,19 @@ mod tests {
         let dir = production(&[("s3", &format!("  access_key_id: easel\n  secret_access_key: {SAMPLE_S3_SECRET_ACCESS_KEY}"))]);
         assert_eq!(refused_key(dir.load(Service::Ingest, Environment::Production)), "s3.secret_access_key");
         assert_eq!(refused_key(dir.load(Service::Worker, Environment::Production)), "s3.secret_access_key");
-        dir.load(Service::Api, Environment::Production).unwrap();
+        // The api reads the dashboard's thumbnails from the bucket.
+        assert_eq!(refused_key(dir.load(Service::Api, Environment::Production)), "s3.secret_access_key");
+    }
+
+    #[test]
+    fn the_dashboard_settings_are_the_apis_alone() {
+        let dir = production(&[("dashboard", "  session_hours: 0")]);
+        assert_eq!(refused_key(dir.load(Service::Api, Environment::Production)), "dashboard.session_hours");
+        dir.load(Service::Ingest, Environment::Production).unwrap();
+        let file = config::Config::builder().add_source(config::File::from(repo_config().join("production.yaml"))).build().unwrap();
+        assert_eq!(file.get_bool("dashboard.secure_cookies").ok(), Some(true), "production.yaml marks the session cookie Secure");
+        let local = ConfigDir::new("").load(Service::Api, Environment::Local).unwrap();
+        assert!(!local.dashboard.secure_cookies);
     }
 
     #[test]

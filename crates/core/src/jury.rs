@@ -1,15 +1,19 @@
 //! What the jury routes of both services share: who the juror is, which round is meant, and a
 //! round's scores gathered for the statistics of `easel-agreement`.
 
+use axum::http::StatusCode;
 use easel_agreement::round as analysis;
+use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::auth::{self, Access, Caller};
+use crate::auth::{self, Access, Caller, KeyCaller};
+use crate::db::audit::{self, Action, NewEntry};
 use crate::db::competitions::Competition;
-use crate::db::juror_scores::{self, StoredScore};
+use crate::db::juror_scores::{self, ScoreWrite, StoredScore};
 use crate::db::jurors::{self, Juror};
 use crate::db::rounds::{self, Round, RoundEntry};
+use crate::domain::JurorScore;
 use crate::http::ApiError;
 
 /// The competition and the juror whose `judge` key is calling: 401 without a key, 404 for a
@@ -44,6 +48,45 @@ pub async fn entry_in_round(pool: &PgPool, round: &Round, submission_id: Uuid) -
     } else {
         Err(entry_not_in_round(submission_id))
     }
+}
+
+/// The 409 for a score sent to a closed round.
+pub fn round_closed() -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "round.closed", "the round is closed: it takes no scores")
+}
+
+/// Records `juror`'s score of an entry of an open round — the API's `PUT …/scores/{id}` and the
+/// dashboard's scoring page both come here. A new score replaces the juror's earlier one, and a
+/// change goes to the audit log in the same transaction; 409 once the round is closed (its row
+/// is locked, so a score cannot slip in as the round closes). The caller has checked the round
+/// holds the entry.
+pub async fn record_score(
+    pool: &PgPool,
+    key: &KeyCaller,
+    competition: &Competition,
+    juror: &Juror,
+    round: &Round,
+    submission_id: Uuid,
+    score: JurorScore,
+) -> Result<StoredScore, ApiError> {
+    let mut tx = pool.begin().await.map_err(ApiError::database)?;
+    if rounds::lock_open(&mut tx, round.id).await.map_err(ApiError::database)?.is_none() {
+        return Err(round_closed());
+    }
+    let write = ScoreWrite { submission_id, juror_id: juror.id, score: score.clone() };
+    let before = juror_scores::upsert(&mut tx, round.id, std::slice::from_ref(&write)).await.map_err(ApiError::database)?;
+    let before = before.into_iter().next().flatten();
+    if before.as_ref().map(|b| &b.score) != Some(&score) {
+        let subject = json!({ "round_id": round.id, "submission_id": submission_id, "juror_id": juror.id, "juror": juror.name });
+        let entry = NewEntry::by(key, competition.id, Action::ScoreSet, subject).change(before.map(|b| b.score), Some(&score));
+        audit::append(&mut *tx, &[entry]).await.map_err(ApiError::database)?;
+    }
+    let stored = juror_scores::find(&mut *tx, round.id, submission_id, juror.id)
+        .await
+        .map_err(ApiError::database)?
+        .ok_or_else(|| ApiError::internal("a score just written is not there"))?;
+    tx.commit().await.map_err(ApiError::database)?;
+    Ok(stored)
 }
 
 /// A round's entries, jurors and scores, as stored and as the statistics take them.

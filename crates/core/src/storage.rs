@@ -55,6 +55,60 @@ pub fn sha256_of_key(key: &str) -> Option<&str> {
     key.strip_prefix(IMAGE_PREFIX).and_then(|rest| rest.rsplit_once('/')).map(|(_, sha)| sha)
 }
 
+/// Where the copies made from each image live: `derived/sha256/<ab>/<sha256>/<name>`.
+pub const DERIVED_PREFIX: &str = "derived/sha256/";
+
+/// A copy the pipeline makes once from each stored image, for people to look at: re-encoded from
+/// the pixels (so none of the original file's metadata, EXIF included), keyed by the original's
+/// sha256 like the image itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derived {
+    /// For lists and leaderboards: JPEG, at most 320 pixels on the longer side.
+    Thumbnail,
+    /// For an entry's page and a juror's scoring page: JPEG, at most 1600 pixels.
+    Preview,
+}
+
+impl Derived {
+    pub const ALL: [Derived; 2] = [Derived::Thumbnail, Derived::Preview];
+
+    /// The longer side, at most.
+    pub fn max_side(self) -> u32 {
+        match self {
+            Derived::Thumbnail => 320,
+            Derived::Preview => 1600,
+        }
+    }
+
+    /// JPEG quality.
+    pub fn quality(self) -> u8 {
+        match self {
+            Derived::Thumbnail => 82,
+            Derived::Preview => 88,
+        }
+    }
+
+    fn file_name(self) -> &'static str {
+        match self {
+            Derived::Thumbnail => "thumbnail.jpg",
+            Derived::Preview => "preview.jpg",
+        }
+    }
+
+    /// The key of this copy of the image whose sha256 is `sha256_hex`.
+    pub fn key(self, sha256_hex: &str) -> String {
+        format!("{DERIVED_PREFIX}{}/{sha256_hex}/{}", &sha256_hex[..2.min(sha256_hex.len())], self.file_name())
+    }
+
+    /// The original's image key for a derived key (the inverse of [`Derived::key`]).
+    pub fn original_of(key: &str) -> Option<String> {
+        let rest = key.strip_prefix(DERIVED_PREFIX)?;
+        let mut parts = rest.split('/');
+        let (_, sha, name) = (parts.next()?, parts.next()?, parts.next()?);
+        (parts.next().is_none() && Derived::ALL.iter().any(|d| d.file_name() == name)).then(|| image_key(sha))
+    }
+}
+
 /// The lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -219,6 +273,25 @@ impl ImageStore {
             Ok(_) => Ok(()),
             Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => Ok(()),
             Err(e) => Err(StorageError::unavailable("CreateBucket", e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_keys_name_their_original() {
+        let sha = sha256_hex(b"a painting");
+        for derived in Derived::ALL {
+            let key = derived.key(&sha);
+            assert!(key.starts_with(DERIVED_PREFIX), "{key}");
+            assert_eq!(Derived::original_of(&key), Some(image_key(&sha)));
+        }
+        assert_ne!(Derived::Thumbnail.key(&sha), Derived::Preview.key(&sha));
+        for bad in [image_key(&sha), format!("{DERIVED_PREFIX}ab/{sha}/other.jpg"), format!("{DERIVED_PREFIX}ab/{sha}/thumbnail.jpg/x")] {
+            assert_eq!(Derived::original_of(&bad), None, "{bad}");
         }
     }
 }

@@ -12,21 +12,44 @@ use crate::{DecodeError, DecodedImage};
 /// Encodes `image` as a baseline JPEG of at most `max_side` pixels on its longer side (never
 /// enlarged), at `quality` (1–100).
 pub fn to_jpeg(image: &DecodedImage, max_side: u32, quality: u8) -> Result<Vec<u8>, DecodeError> {
-    let (width, height) = (image.width(), image.height());
-    let longer = width.max(height);
     let mut out = Cursor::new(Vec::new());
     let mut encoder = JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
-    let encoded = if longer > max_side && max_side > 0 {
-        let scale = f64::from(max_side) / f64::from(longer);
-        let w = ((f64::from(width) * scale).round() as u32).max(1);
-        let h = ((f64::from(height) * scale).round() as u32).max(1);
-        let scaled = imageops::resize(&image.rgb, w, h, FilterType::Triangle);
-        encoder.encode_image(&scaled)
-    } else {
-        encoder.encode_image(&image.rgb)
+    let encoded = match scaled_down(image, max_side) {
+        Some(scaled) => encoder.encode_image(&scaled.rgb),
+        None => encoder.encode_image(&image.rgb),
     };
     encoded.map_err(|e| DecodeError::Corrupt(format!("cannot encode the copy: {e}")))?;
     Ok(out.into_inner())
+}
+
+/// JPEG copies of `image` at several sizes, `(max_side, quality)` each, largest first: each is
+/// scaled from the one before it, so a large original is scaled down once.
+pub fn to_jpegs(image: &DecodedImage, sizes: &[(u32, u8)]) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let mut sizes: Vec<(usize, (u32, u8))> = sizes.iter().copied().enumerate().collect();
+    sizes.sort_by_key(|(_, (side, _))| std::cmp::Reverse(*side));
+    let mut out = vec![Vec::new(); sizes.len()];
+    let mut source: Option<DecodedImage> = None;
+    for (i, (side, quality)) in sizes {
+        let from = source.as_ref().unwrap_or(image);
+        if let Some(scaled) = scaled_down(from, side) {
+            source = Some(scaled);
+        }
+        out[i] = to_jpeg(source.as_ref().unwrap_or(image), side, quality)?;
+    }
+    Ok(out)
+}
+
+/// `image` scaled so its longer side is `max_side`, or `None` when it is no larger already.
+fn scaled_down(image: &DecodedImage, max_side: u32) -> Option<DecodedImage> {
+    let (width, height) = (image.width(), image.height());
+    let longer = width.max(height);
+    if longer <= max_side || max_side == 0 {
+        return None;
+    }
+    let scale = f64::from(max_side) / f64::from(longer);
+    let w = ((f64::from(width) * scale).round() as u32).max(1);
+    let h = ((f64::from(height) * scale).round() as u32).max(1);
+    Some(DecodedImage { rgb: imageops::resize(&image.rgb, w, h, FilterType::Triangle), format: image.format })
 }
 
 #[cfg(test)]
@@ -48,6 +71,16 @@ mod tests {
         let same = to_jpeg(&painting(30, 12), 100, 85).unwrap();
         let back = decode(&same, &DecodeLimits::default()).unwrap();
         assert_eq!((back.width(), back.height()), (30, 12), "never enlarged");
+    }
+
+    #[test]
+    fn several_sizes_come_back_in_the_order_asked() {
+        let copies = to_jpegs(&painting(900, 300), &[(60, 80), (450, 85), (2000, 85)]).unwrap();
+        let sizes: Vec<(u32, u32)> = copies
+            .iter()
+            .map(|c| decode(c, &DecodeLimits::default()).map(|d| (d.width(), d.height())).unwrap())
+            .collect();
+        assert_eq!(sizes, [(60, 20), (450, 150), (900, 300)]);
     }
 
     #[test]

@@ -39,16 +39,17 @@ EXTERNAL_SECRETS = {
     "easel-rabbitmq": {"url", "management-url"},
     "easel-s3-ingest": {"access-key-id", "secret-access-key"},
     "easel-s3-worker": {"access-key-id", "secret-access-key"},
+    "easel-s3-api": {"access-key-id", "secret-access-key"},
     "easel-worker-drain": {"token"},
 }
 
 # The Secrets each of Easel's containers may read, by (workload, container): every
 # service gets its own credentials and no more. The api is the read side: a read-only
-# database role, no S3 key, no broker. Ingest writes images; the worker (and what
+# database role, a read-only S3 key (the dashboard's thumbnails), no broker. Ingest writes images; the worker (and what
 # copies the checkpoint for it) reads them. Only the worker holds the drain token.
 SECRETS_BY_CONTAINER = {
     ("Deployment/easel-ingest", "ingest"): {"easel-database", "easel-rabbitmq", "easel-s3-ingest"},
-    ("Deployment/easel-api", "api"): {"easel-api-database"},
+    ("Deployment/easel-api", "api"): {"easel-api-database", "easel-s3-api"},
     ("Deployment/easel-worker", "worker"): {"easel-database", "easel-rabbitmq", "easel-s3-worker", "easel-worker-drain"},
     ("Deployment/easel-worker", "fetch-model"): {"easel-s3-worker"},
     # `easel-ingest migrate` loads ingest's settings, which production checks in full.
@@ -345,8 +346,8 @@ def rule_secret_scope(r: Rendering):
     api = r.get("Deployment", "easel-api")
     for c in (api or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
         for e in c.get("env") or []:
-            if e["name"].startswith(("APP_S3__ACCESS", "APP_S3__SECRET", "APP_RABBITMQ__URL")):
-                yield Violation("secret-scope", ident(api, c), f"the api gets {e['name']}: it reaches neither S3 nor the broker")
+            if e["name"].startswith("APP_RABBITMQ__URL"):
+                yield Violation("secret-scope", ident(api, c), f"the api gets {e['name']}: it never reaches the broker")
 
 
 def _peers(rule: dict):
@@ -694,7 +695,7 @@ MUTATIONS = [
     ("the worker's liveness probe off /healthz", "drain",
      lambda d: _worker_container(d)["livenessProbe"].update(tcpSocket={"port": "http"}) or
      _worker_container(d)["livenessProbe"].pop("httpGet")),
-    ("the api with S3 credentials again", "secret-scope",
+    ("the api with ingest's S3 key, which may write", "secret-scope",
      lambda d: _deployment(d, "easel-api")["spec"]["template"]["spec"]["containers"][0]["env"].append(
          {"name": "APP_S3__SECRET_ACCESS_KEY",
           "valueFrom": {"secretKeyRef": {"name": "easel-s3-ingest", "key": "secret-access-key"}}})),

@@ -1,4 +1,5 @@
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -6,11 +7,13 @@ use axum::{Router, middleware};
 use easel_core::auth::{Authenticator, authenticate};
 use easel_core::server::ServerLimits;
 use easel_core::http::{Readiness, instrument, ops_router, serve};
+use easel_core::storage::ImageStore;
 use easel_core::{Settings, db, metrics};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-use crate::routes;
+use crate::{dashboard, routes};
 use crate::state::AppState;
 
 /// The api service, bound and ready to run.
@@ -31,7 +34,14 @@ impl Application {
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
         let readiness = Readiness::new().with_database(&pool);
         let authenticator = Authenticator::new(pool.clone(), settings.application.rate_limit);
-        let api = routes::router(AppState { pool }).layer(middleware::from_fn_with_state(authenticator, authenticate));
+        let state = AppState {
+            pool,
+            store: ImageStore::new(&settings.s3),
+            image_reads: Arc::new(Semaphore::new(settings.dashboard.image_reads)),
+            dashboard: Arc::new(settings.dashboard.clone()),
+        };
+        let pages = dashboard::router(state.clone());
+        let api = routes::router(state).merge(pages).layer(middleware::from_fn_with_state(authenticator, authenticate));
         let router = instrument(api.merge(ops_router(readiness, metrics::install())));
         let address = format!("{}:{}", settings.application.host, settings.application.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;

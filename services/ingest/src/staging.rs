@@ -5,7 +5,7 @@ use easel_core::db::submissions::NewSubmission;
 use easel_core::domain::{Description, ExternalId};
 use easel_core::http::ApiError;
 use easel_core::metrics::Stage;
-use easel_core::storage::{StorageError, image_key, sha256_hex};
+use easel_core::storage::{Derived, StorageError, image_key, sha256_hex};
 use easel_imaging::phash::PerceptualHash;
 use easel_imaging::{DecodeError, DecodeLimits, format_name, mime_type, sniff};
 use uuid::Uuid;
@@ -33,6 +33,8 @@ struct CheckedImage {
     sha256: String,
     /// The perceptual hash of the decoded pixels (near-duplicate entries).
     phash: PerceptualHash,
+    /// The copies people look at (`Derived::ALL`, in that order): fresh JPEGs of the pixels.
+    derived: Vec<Vec<u8>>,
 }
 
 /// Validates the image (content sniffing, the declared type, size, dimensions checked before
@@ -52,6 +54,13 @@ pub async fn stage(state: &AppState, competition_id: Uuid, upload: Upload) -> Re
         .map_err(ApiError::internal)??;
     let key = image_key(&checked.sha256);
     Stage::Store.time(1, state.store.put(&key, bytes, checked.mime)).await.map_err(storage_error)?;
+    // The copies for the dashboard are made once, here, where the pixels are decoded anyway;
+    // they are stored before the row that makes them reachable (the orphan sweep removes any
+    // whose upload then fails).
+    for (derived, jpeg) in Derived::ALL.into_iter().zip(checked.derived) {
+        let key = derived.key(&checked.sha256);
+        Stage::Store.time(1, state.store.put(&key, jpeg.into(), "image/jpeg")).await.map_err(storage_error)?;
+    }
     drop(slot);
     Ok(NewSubmission {
         competition_id,
@@ -79,7 +88,10 @@ fn check_image(bytes: &[u8], declared_type: Option<&str>, limits: &DecodeLimits)
     }
     let image = easel_imaging::decode(bytes, limits).map_err(image_error)?;
     let (format, width, height) = (image.format, image.width(), image.height());
+    let sizes: Vec<(u32, u8)> = Derived::ALL.iter().map(|d| (d.max_side(), d.quality())).collect();
+    let derived = easel_imaging::reencode::to_jpegs(&image, &sizes).map_err(image_error)?;
     Ok(CheckedImage {
+        derived,
         format: format_name(format),
         mime: mime_type(format),
         width,

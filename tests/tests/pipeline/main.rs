@@ -5,7 +5,9 @@
 
 mod access;
 mod bad_input;
+mod browser;
 mod crash;
+mod dashboard;
 mod duplicates;
 mod end_to_end;
 mod failures;

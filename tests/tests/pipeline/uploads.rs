@@ -144,13 +144,14 @@ async fn objects_of_refused_requests_are_swept() {
     assert_eq!(app.count("SELECT count(*) FROM submissions").await, 1);
 
     let started = std::time::Instant::now();
-    while app.objects_in_bucket().await > 1 {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the orphan was not swept");
+    while app.objects_in_bucket().await > 1 || app.derived_in_bucket().await > 2 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the orphan and its copies were not swept");
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    // Past the age limit too, the referenced image stays.
+    // Past the age limit too, the referenced image and its thumbnail and preview stay.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(app.objects_in_bucket().await, 1, "the submitted painting's image is kept");
+    assert_eq!(app.derived_in_bucket().await, 2, "the submitted painting's copies are kept");
     let key: String = sqlx::query_scalar("SELECT image_key FROM submissions").fetch_one(&app.pool).await.unwrap();
     assert_eq!(key, easel_core::storage::image_key(&easel_core::storage::sha256_hex(&kept.bytes)));
 }

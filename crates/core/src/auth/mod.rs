@@ -9,6 +9,7 @@
 
 mod rate;
 mod scope;
+pub mod session;
 mod token;
 
 use std::net::SocketAddr;
@@ -221,20 +222,32 @@ async fn resolve(pool: &PgPool, header: Option<axum::http::HeaderValue>) -> Resu
     let Some(header) = header else {
         return Ok(Caller::Anonymous);
     };
-    let invalid = || unauthorized("auth.invalid_key", "the API key is not valid (unknown, revoked, expired or malformed)");
     let presented =
         bearer_token(&header).ok_or_else(|| unauthorized("auth.invalid_header", "send `Authorization: Bearer <token>`"))?;
-    let hash = token::parse(presented).ok_or_else(invalid)?;
-    let key = db::keys::find_active(pool, &hash).await.map_err(ApiError::database)?.ok_or_else(invalid)?;
+    let key = live_key(pool, presented).await.map_err(ApiError::database)?;
+    key.map(Caller::Key)
+        .ok_or_else(|| unauthorized("auth.invalid_key", "the API key is not valid (unknown, revoked, expired or malformed)"))
+}
+
+/// The live key whose token is `presented`: `None` when it is malformed, unknown, revoked,
+/// expired, or its stored scopes no longer parse (refused rather than half-trusted).
+pub async fn live_key(pool: &PgPool, presented: &str) -> Result<Option<KeyCaller>, sqlx::Error> {
+    let Some(hash) = token::parse(presented) else {
+        return Ok(None);
+    };
+    let Some(key) = db::keys::find_active(pool, &hash).await? else {
+        return Ok(None);
+    };
     if !hash.matches(&key.token_sha256) {
-        return Err(invalid());
+        return Ok(None);
     }
-    // A key whose stored scopes no longer parse is refused rather than half-trusted.
-    let scopes = Scopes::parse(&key.scopes).map_err(|_| invalid())?;
+    let Ok(scopes) = Scopes::parse(&key.scopes) else {
+        return Ok(None);
+    };
     if key.stale_last_use
         && let Err(e) = db::keys::touch(pool, key.id).await
     {
         tracing::warn!(error = %e, key = %key.id, "cannot record the key's last use");
     }
-    Ok(Caller::Key(KeyCaller { id: key.id, name: key.name, scopes }))
+    Ok(Some(KeyCaller { id: key.id, name: key.name, scopes }))
 }

@@ -72,3 +72,15 @@ pub async fn pin_model_version(
     .fetch_one(db)
     .await
 }
+
+/// The competitions to list for a key: every one for an admin (`slugs` `None`), else those
+/// named; at most `limit`, newest first.
+pub async fn list(pool: &PgPool, slugs: Option<&[String]>, limit: i64) -> Result<Vec<Competition>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM competitions WHERE $1::text[] IS NULL OR slug = ANY($1) ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(slugs)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

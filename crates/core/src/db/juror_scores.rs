@@ -133,3 +133,35 @@ pub async fn of_juror(db: impl PgExecutor<'_>, round_id: Uuid, juror_id: Uuid) -
             .await?;
     Ok(scores.into_iter().map(|s| (s.submission_id, s)).collect())
 }
+
+/// A juror's score of an entry, with the names of the round and the juror (an entry's page).
+#[derive(Debug, Clone)]
+pub struct EntryScore {
+    pub round_id: Uuid,
+    pub round: String,
+    pub juror: String,
+    pub stored: StoredScore,
+}
+
+/// Every juror score an entry has, over all rounds, oldest round first.
+pub async fn of_entry(db: impl PgExecutor<'_>, submission_id: Uuid) -> Result<Vec<EntryScore>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT s.submission_id, s.juror_id, s.score, s.originality, s.color, s.texture, s.composition, s.content, \
+                s.note, s.conflict, s.updated_at, r.id AS round_id, r.name AS round_name, j.name AS juror_name \
+         FROM juror_scores s JOIN rounds r ON r.id = s.round_id JOIN jurors j ON j.id = s.juror_id \
+         WHERE s.submission_id = $1 ORDER BY r.created_at, j.name",
+    )
+    .bind(submission_id)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(EntryScore {
+                round_id: row.try_get("round_id")?,
+                round: row.try_get("round_name")?,
+                juror: row.try_get("juror_name")?,
+                stored: StoredScore::from_row(row)?,
+            })
+        })
+        .collect()
+}

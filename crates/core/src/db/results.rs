@@ -290,3 +290,157 @@ pub async fn export_page(
     .fetch_all(pool)
     .await
 }
+
+/// What a browsing page of a leaderboard is ordered by: the effective score (what the
+/// leaderboard ranks by) or one of the six rubric outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortKey {
+    #[default]
+    Score,
+    Overall,
+    Originality,
+    Color,
+    Texture,
+    Composition,
+    Content,
+}
+
+impl SortKey {
+    pub const ALL: [SortKey; 7] =
+        [SortKey::Score, SortKey::Overall, SortKey::Originality, SortKey::Color, SortKey::Texture, SortKey::Composition, SortKey::Content];
+
+    /// Its name in a query string (`score`, or the rubric output's own name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortKey::Score => "score",
+            SortKey::Overall => "overall",
+            SortKey::Originality => "originality",
+            SortKey::Color => "color",
+            SortKey::Texture => "texture",
+            SortKey::Composition => "composition",
+            SortKey::Content => "content",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+
+    /// The SQL expression; from this closed list only, never from the request.
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::Score => "COALESCE(o.score, r.score)",
+            SortKey::Overall => "r.overall",
+            SortKey::Originality => "r.originality",
+            SortKey::Color => "r.color",
+            SortKey::Texture => "r.texture",
+            SortKey::Composition => "r.composition",
+            SortKey::Content => "r.content",
+        }
+    }
+}
+
+/// A page of results to browse: any order, a filter on the entry's id, offset paging.
+#[derive(Debug, Clone)]
+pub struct BrowseQuery {
+    pub competition_id: Uuid,
+    pub model_version: String,
+    pub sort: SortKey,
+    pub ascending: bool,
+    /// Entries whose external id contains this text (case-insensitive, taken literally).
+    pub external_id_contains: Option<String>,
+    /// Entries whose effective score is at least this.
+    pub min_score: Option<f32>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// A page of a competition's results in any order (the dashboard's leaderboard), and how many
+/// match in all. Unlike [`leaderboard`], a page past the first is found by offset: for people
+/// paging through, not for exporting (a deep page sorts every matching result).
+pub async fn browse(pool: &PgPool, query: &BrowseQuery) -> Result<(Vec<ResultRecord>, i64), sqlx::Error> {
+    let filter = "r.competition_id = $1 AND r.model_version = $2 AND NOT r.shadow \
+         AND ($3::text IS NULL OR s.external_id ILIKE '%' || $3 || '%' ESCAPE '\\') \
+         AND ($4::real IS NULL OR COALESCE(o.score, r.score) >= $4)";
+    let pattern = query.external_id_contains.as_deref().map(escape_like);
+    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {RESULTS} WHERE {filter}"))
+        .bind(query.competition_id)
+        .bind(&query.model_version)
+        .bind(&pattern)
+        .bind(query.min_score)
+        .fetch_one(pool)
+        .await?;
+    let direction = if query.ascending { "ASC" } else { "DESC" };
+    let rows = sqlx::query_as(&format!(
+        "SELECT {RESULT_COLUMNS} FROM {RESULTS} WHERE {filter} \
+         ORDER BY {column} {direction}, r.submission_id {direction} OFFSET $5 LIMIT $6",
+        column = query.sort.column()
+    ))
+    .bind(query.competition_id)
+    .bind(&query.model_version)
+    .bind(&pattern)
+    .bind(query.min_score)
+    .bind(query.offset)
+    .bind(query.limit)
+    .fetch_all(pool)
+    .await?;
+    Ok((rows, total))
+}
+
+/// `text` for a LIKE pattern, matched literally (`\` escapes `%`, `_` and itself).
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bins of a score histogram: 1–10, 10–20, …, 90–100 (the first bin takes its lower edge).
+pub const HISTOGRAM_BINS: usize = 10;
+
+/// Per rubric output (`overall`, then the five criteria), how many of a version's results fall
+/// in each of [`HISTOGRAM_BINS`] equal bins of 1–100; counted in Postgres, so a competition of
+/// any size costs one small answer.
+pub async fn histograms(pool: &PgPool, competition_id: Uuid, model_version: &str) -> Result<RubricScores<[i64; HISTOGRAM_BINS]>, sqlx::Error> {
+    let rows: Vec<(String, i32, i64)> = sqlx::query_as(
+        "SELECT d.name, least(greatest(floor(d.v / 10.0)::int, 0), 9) AS bin, count(*) \
+         FROM results r CROSS JOIN LATERAL (VALUES ('overall', r.overall), ('originality', r.originality), \
+             ('color', r.color), ('texture', r.texture), ('composition', r.composition), ('content', r.content)) AS d(name, v) \
+         WHERE r.competition_id = $1 AND r.model_version = $2 AND NOT r.shadow GROUP BY 1, 2",
+    )
+    .bind(competition_id)
+    .bind(model_version)
+    .fetch_all(pool)
+    .await?;
+    let mut counts = [[0i64; HISTOGRAM_BINS]; 6];
+    let names = RubricScores::names().to_array();
+    for (name, bin, count) in rows {
+        if let (Some(i), Ok(bin)) = (names.iter().position(|n| *n == name), usize::try_from(bin)) {
+            counts[i][bin.min(HISTOGRAM_BINS - 1)] = count;
+        }
+    }
+    Ok(RubricScores::from_array(counts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_match_literally() {
+        assert_eq!(escape_like("50%_off\\x"), "50\\%\\_off\\\\x");
+        assert_eq!(escape_like("entry-1"), "entry-1");
+    }
+
+    #[test]
+    fn sort_keys_round_trip_their_names() {
+        for key in SortKey::ALL {
+            assert_eq!(SortKey::parse(key.as_str()), Some(key));
+        }
+        assert_eq!(SortKey::parse("score; DROP TABLE results"), None);
+    }
+}

@@ -147,6 +147,8 @@ pub async fn set_closed(
     id: Uuid,
     closed: bool,
 ) -> Result<Option<(Round, Round)>, sqlx::Error> {
+    // Waits for the transactions writing scores into the round ([`lock_open`]) to finish.
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock({ROUND_LOCK})")).bind(id).execute(&mut *conn).await?;
     let Some(before) = sqlx::query_as::<_, Round>(&format!(
         "SELECT {COLUMNS} FROM rounds r WHERE r.competition_id = $1 AND r.id = $2 FOR UPDATE"
     ))
@@ -168,12 +170,16 @@ pub async fn set_closed(
     Ok(Some((before, after)))
 }
 
+/// The transaction-scoped advisory lock of a round: shared by the transactions writing scores
+/// into it, exclusive for the one closing or reopening it. An advisory lock rather than a row
+/// lock, because a row lock needs the UPDATE privilege on `rounds` and the api's database role
+/// (which writes scores from the dashboard) has none.
+const ROUND_LOCK: &str = "hashtextextended('easel.round:' || $1::text, 0)";
+
 /// Locks an open round against closing until the transaction ends; `None` if it is closed.
 pub async fn lock_open(conn: &mut PgConnection, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT id FROM rounds WHERE id = $1 AND closed_at IS NULL FOR SHARE")
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query(&format!("SELECT pg_advisory_xact_lock_shared({ROUND_LOCK})")).bind(id).execute(&mut *conn).await?;
+    sqlx::query_scalar("SELECT id FROM rounds WHERE id = $1 AND closed_at IS NULL").bind(id).fetch_optional(conn).await
 }
 
 /// Whether the round holds the entry.

@@ -5,12 +5,10 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use easel_core::auth::{self, Access, Caller};
-use easel_core::db::audit::{self, Action, NewEntry};
-use easel_core::db::juror_scores::{self, ScoreWrite, StoredScore};
+use easel_core::db::juror_scores::{self, StoredScore};
 use easel_core::db::rounds::{self, Round, RoundEntry};
 use easel_core::db::submissions;
 use easel_core::domain::JurorScore;
@@ -19,7 +17,6 @@ use easel_core::jury;
 use easel_core::metrics::Stage;
 use easel_rubric::Rubric;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -297,29 +294,6 @@ pub async fn put_score(
     jury::entry_in_round(&state.pool, &round, submission_id).await?;
     let ApiJson(body) = body?;
     let score = JurorScore::parse(round.scale(), body.score, body.rubric, body.note.as_deref(), body.conflict)?;
-
-    let mut tx = state.pool.begin().await.map_err(ApiError::database)?;
-    // The round row is locked so a score cannot slip in as the round closes.
-    if rounds::lock_open(&mut tx, round.id).await.map_err(ApiError::database)?.is_none() {
-        return Err(round_closed());
-    }
-    let write = ScoreWrite { submission_id, juror_id: juror.id, score: score.clone() };
-    let before = juror_scores::upsert(&mut tx, round.id, std::slice::from_ref(&write)).await.map_err(ApiError::database)?;
-    let before = before.into_iter().next().flatten();
-    if before.as_ref().map(|b| &b.score) != Some(&score) {
-        let subject = json!({ "round_id": round.id, "submission_id": submission_id, "juror_id": juror.id, "juror": juror.name });
-        let entry = NewEntry::by(key, competition.id, Action::ScoreSet, subject).change(before.map(|b| b.score), Some(&score));
-        audit::append(&mut *tx, &[entry]).await.map_err(ApiError::database)?;
-    }
-    let stored = juror_scores::find(&mut *tx, round.id, submission_id, juror.id)
-        .await
-        .map_err(ApiError::database)?
-        .ok_or_else(|| ApiError::internal("a score just written is not there"))?;
-    tx.commit().await.map_err(ApiError::database)?;
+    let stored = jury::record_score(&state.pool, key, &competition, &juror, &round, submission_id, score).await?;
     Ok(Json(ScoreView::from(&stored)))
-}
-
-/// The 409 for a score sent to a closed round.
-pub fn round_closed() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "round.closed", "the round is closed: it takes no scores")
 }

@@ -22,7 +22,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::judging::round_closed;
+use easel_core::jury::round_closed;
 use crate::state::AppState;
 
 /// The largest sheet, in bytes.

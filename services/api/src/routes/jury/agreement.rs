@@ -85,20 +85,45 @@ pub async fn agreement(
     let normalise = params.normalise.unwrap_or_default();
     let version = model_version(&state.pool, &competition, params.model_version).await?;
     let scores = jury::round_scores(&state.pool, &round, version.as_deref()).await.map_err(ApiError::database)?;
-    let options = AgreementOptions { normalise, threshold, resamples: RESAMPLES, seed: seed(round.id) };
+    let view = view(&state, &competition, &round, version, scores, AgreementOptions {
+        normalise,
+        threshold,
+        resamples: RESAMPLES,
+        seed: seed(round.id),
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+/// The agreement figures of a round from its gathered scores (the API's route and the
+/// dashboard's round page).
+pub async fn view(
+    state: &AppState,
+    competition: &Competition,
+    round: &Round,
+    model_version: Option<String>,
+    scores: jury::RoundScores,
+    options: AgreementOptions,
+) -> Result<AgreementView, ApiError> {
     let entries: Vec<Uuid> = scores.entries.iter().map(|e| e.submission_id).collect();
     // The bootstrap is seconds of CPU for a large round: off the async workers.
     let mut agreement = tokio::task::spawn_blocking(move || analysis::agreement(&scores.data, &options))
         .await
         .map_err(ApiError::internal)?;
-    let screening = match screening(&state, &competition, &round, &entries, normalise).await? {
+    let screening = match screening(state, competition, round, &entries, options.normalise).await? {
         Ok(screening) => Some(screening),
         Err(reason) => {
             agreement.reasons.insert("screening".into(), reason);
             None
         }
     };
-    Ok(Json(AgreementView { round_id: round.id, model_version: version, agreement, screening }))
+    Ok(AgreementView { round_id: round.id, model_version, agreement, screening })
+}
+
+/// The options the API uses by default for a round: the raw panel mean, the default threshold,
+/// the same bootstrap as the route.
+pub fn default_options(round: &Round) -> AgreementOptions {
+    AgreementOptions { normalise: Normalise::None, threshold: AgreementOptions::DEFAULT_THRESHOLD, resamples: RESAMPLES, seed: seed(round.id) }
 }
 
 /// The same round gives the same intervals on every call.

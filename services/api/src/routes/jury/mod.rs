@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 /// The competition and round named by the path, for a caller who may read the competition
 /// (organisers: `admin` or `competition:<slug>:read`; a juror's key gets 403).
-async fn readable_round(state: &AppState, caller: &Caller, slug: &str, round_id: Uuid) -> Result<(Competition, Round), ApiError> {
+pub async fn readable_round(state: &AppState, caller: &Caller, slug: &str, round_id: Uuid) -> Result<(Competition, Round), ApiError> {
     let (competition, _) = auth::competition(&state.pool, caller, slug, Access::Read, false).await?;
     let round = jury::round(&state.pool, &competition, round_id).await?;
     Ok((competition, round))
