@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use tokio::process::Child;
@@ -132,7 +133,8 @@ impl Browser {
         );
         let started = Instant::now();
         let client = loop {
-            match ClientBuilder::rustls()?.capabilities(capabilities.clone()).connect(&url).await {
+            // Plain HTTP to ChromeDriver on loopback: no TLS stack needed.
+            match ClientBuilder::new(HttpConnector::new()).capabilities(capabilities.clone()).connect(&url).await {
                 Ok(client) => break client,
                 Err(e) if started.elapsed() < Duration::from_secs(30) => {
                     tracing::debug!(error = %e, "ChromeDriver not ready yet");

@@ -31,8 +31,9 @@ fn svg(size: (u32, u32), label: &str, draw: impl FnOnce(DrawingArea<SVGBackend<'
 
 /// The six scores of an entry as horizontal bars on 1–100.
 pub fn rubric_bars(scores: &RubricScores<f32>) -> String {
-    let rows: Vec<(&'static str, f32)> = scores.iter().collect();
-    let label = rows.iter().map(|(n, v)| format!("{n} {v:.1}")).collect::<Vec<_>>().join(", ");
+    let label = scores.iter().map(|(n, v)| format!("{n} {v:.1}")).collect::<Vec<_>>().join(", ");
+    // Drawn bottom up: reversed, so that `overall` is the top bar.
+    let rows: Vec<(&'static str, f32)> = scores.iter().collect::<Vec<_>>().into_iter().rev().collect();
     svg((520, 300), &format!("Rubric scores: {label}"), |root| {
         root.fill(&WHITE)?;
         let names: Vec<String> = rows.iter().map(|(n, _)| n.to_string()).collect();

@@ -11,7 +11,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
 use easel_core::auth::session::{self as sessions, Session, tokens_equal};
 use easel_core::auth::{self, Caller};
@@ -186,7 +186,7 @@ pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, form: Re
     let secure = secure(&state, &headers);
     let session = cookie(SESSION_COOKIE, token, ROOT, secure, i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
     let spent = cookie(SIGN_IN_COOKIE, String::new(), "/dashboard/sign-in", secure, 0);
-    Ok(([set_cookie(session), set_cookie(spent)], Redirect::to(&next)).into_response())
+    Ok((AppendHeaders([set_cookie(session), set_cookie(spent)]), Redirect::to(&next)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
