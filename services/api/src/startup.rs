@@ -41,7 +41,10 @@ impl Application {
             dashboard: Arc::new(settings.dashboard.clone()),
         };
         let pages = dashboard::router(state.clone());
-        let api = routes::router(state).merge(pages).layer(middleware::from_fn_with_state(authenticator, authenticate));
+        let api = routes::router(state.clone())
+            .merge(pages)
+            .layer(middleware::from_fn_with_state(authenticator, authenticate))
+            .layer(middleware::from_fn_with_state(state, dashboard::session::resolve));
         let router = instrument(api.merge(ops_router(readiness, metrics::install())));
         let address = format!("{}:{}", settings.application.host, settings.application.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;

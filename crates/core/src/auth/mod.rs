@@ -193,11 +193,17 @@ impl Authenticator {
 /// Resolves the `Authorization` header into a [`Caller`] for the handlers, and applies the rate
 /// limit (per key, or per client address for anonymous calls). A header that is there but not a
 /// live key is a 401 whatever the route: a client with a revoked key learns so at once.
+///
+/// A request without the header keeps a key an outer layer already resolved (the api's
+/// dashboard session), so that its rate limit is the key's too.
 pub async fn authenticate(State(auth): State<Authenticator>, mut request: Request, next: Next) -> Response {
     let header = request.headers().get(AUTHORIZATION).cloned();
-    let caller = match resolve(&auth.pool, header).await {
-        Ok(caller) => caller,
-        Err(error) => return error.into_response(),
+    let caller = match (header, request.extensions().get::<Caller>()) {
+        (None, Some(Caller::Key(key))) => Caller::Key(key.clone()),
+        (header, _) => match resolve(&auth.pool, header).await {
+            Ok(caller) => caller,
+            Err(error) => return error.into_response(),
+        },
     };
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     if let Err(error) = auth.limiter.check(caller.key_id(), peer) {

@@ -14,7 +14,7 @@ mod charts;
 mod images;
 mod layout;
 mod pages;
-mod session;
+pub mod session;
 mod viewer;
 
 use axum::Router;
@@ -38,8 +38,9 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The dashboard's routes (the caller is resolved by the API's `authenticate` middleware, which
-/// the startup puts in front, and then by the session cookie).
+/// The dashboard's routes. The startup puts two middlewares in front of them and the API:
+/// [`session::resolve`] (the session cookie), then `authenticate` (an `Authorization` header, and
+/// the rate limit).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/dashboard", get(pages::competitions::page))
@@ -58,7 +59,6 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/competitions/{slug}/rounds/{round}/judge/{id}/image.jpg", get(images::juror_image))
         // Forms are small: a sign-in, a score with a note of at most 4000 characters.
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .layer(middleware::from_fn_with_state(state.clone(), session::resolve))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }

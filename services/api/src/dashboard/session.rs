@@ -8,7 +8,7 @@
 
 use axum::Form;
 use axum::extract::{Query, Request, State};
-use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
@@ -31,11 +31,16 @@ const SIGN_IN_FORM_SECONDS: i64 = 3600;
 /// An API key is 70 characters; anything much longer is not one.
 const MAX_KEY_CHARS: usize = 200;
 
-/// Resolves the session cookie into the caller, when the request has no `Authorization` header.
-/// An unknown or dead session is simply no session (the page then asks to sign in).
+/// Resolves the session cookie of a dashboard request into the caller, when the request has no
+/// `Authorization` header (which the `authenticate` middleware, inside this one, resolves; it
+/// also applies the key's rate limit to a session's requests). An unknown or dead session is
+/// simply no session (the page then asks to sign in).
 pub async fn resolve(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let anonymous = matches!(request.extensions().get::<Caller>(), None | Some(Caller::Anonymous));
-    if anonymous && let Some(token) = cookie_value(request.headers(), SESSION_COOKIE) {
+    let dashboard = request.uri().path() == ROOT || request.uri().path().starts_with("/dashboard/");
+    if dashboard
+        && !request.headers().contains_key(AUTHORIZATION)
+        && let Some(token) = cookie_value(request.headers(), SESSION_COOKIE)
+    {
         match sessions::find(&state.pool, &token).await {
             Ok(Some(session)) => {
                 request.extensions_mut().insert(Caller::Key(session.key.clone()));
