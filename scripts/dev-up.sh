@@ -14,7 +14,7 @@ WORKER_PORT=${WORKER_PORT:-8082}
 
 "$ROOT/scripts/deps-up.sh"
 # Every binary in one cargo call, so dependencies are built once with one set of features.
-log "building the services and the easel command (a first build takes 15-20 minutes on 2 cores)"
+log "building the services and the easel command (a first build takes about 25 minutes on 2 cores; later ones seconds)"
 (cd "$ROOT" && cargo build -p easel-ingest -p easel-api -p easel-worker -p easel-cli) >&2
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 ensure_model

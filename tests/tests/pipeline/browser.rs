@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium` and
 //! `chromium-driver`) driven through WebDriver against the real services. An organiser signs
-//! in and reads the leaderboard (its thumbnails load), an entry and the distribution; a juror
+//! in and reads the leaderboard (its thumbnails load), an entry and the distribution, and sees a
+//! progress bar follow a late entry without a reload; a juror
 //! scores three entries of a blind round with the keyboard and cannot open the organiser's
 //! pages; the round's agreement page then shows the new figures; a browser without a session
 //! lands on the sign-in page. Every page is saved as a screenshot (`target/screenshots/`) and
@@ -84,6 +85,27 @@ async fn organisers_and_jurors_use_the_dashboard_in_a_browser() {
     browser.screenshot("04-distribution").await.unwrap();
     browser.open(&format!("{api}/dashboard")).await.unwrap();
     browser.screenshot("05-competitions").await.unwrap();
+
+    // The progress bar follows a late entry without a reload (the page polls every 5 s).
+    browser.client.execute("window.easelNotReloaded = true", vec![]).await.unwrap();
+    app.submit_painting(SLUG, &paintings()[ENTRIES], "salon-late").await;
+    let started = std::time::Instant::now();
+    loop {
+        let seen = browser
+            .client
+            .execute(
+                "return window.easelNotReloaded === true ? document.querySelector('div.progress .done').textContent + '/' + \
+                 document.querySelector('div.progress .total').textContent : 'reloaded'",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if seen == format!("{}/{}", ENTRIES + 1, ENTRIES + 1) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the progress bar shows {seen}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // The juror, in a fresh session: three entries scored blind, with the keyboard alone.
     browser.sign_out_by_forgetting().await.unwrap();
