@@ -86,6 +86,20 @@ impl Session {
     }
 }
 
+/// A blind round of every entry of `slug`, scale 1–10, with one juror `juror`: the juror's key
+/// and the round's id.
+pub async fn blind_round_with_a_juror(app: &TestApp, slug: &str, juror: &str) -> (String, String) {
+    let ingest = |path: &str| format!("{}/v1/competitions/{slug}{path}", app.ingest_url);
+    let post = |path: &str, body: serde_json::Value| {
+        let request = app.http.post(ingest(path)).json(&body);
+        async move { request.send().await.expect("a response").json::<serde_json::Value>().await.expect("JSON") }
+    };
+    let juror = post("/jurors", serde_json::json!({ "name": juror })).await;
+    let round = post("/rounds", serde_json::json!({ "name": "Blind round", "scale_min": 1, "scale_max": 10, "blind": true })).await;
+    let token = juror["token"].as_str().expect("a juror's key").to_string();
+    (token, round["id"].as_str().expect("a round id").to_string())
+}
+
 /// Where a redirect goes.
 pub fn location(response: &reqwest::Response) -> Option<String> {
     response.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string)

@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use fantoccini::Locator;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use easel_tests::dashboard::Browser;
+use easel_tests::dashboard::{Browser, blind_round_with_a_juror};
 use easel_tests::{TestApp, paintings};
 
 const SLUG: &str = "open-salon";
@@ -27,20 +27,7 @@ async fn organisers_and_jurors_use_the_dashboard_in_a_browser() {
         app.submit_painting(SLUG, painting, &format!("salon-{i}")).await;
     }
     app.wait_until_settled(ENTRIES as i64, Duration::from_secs(120)).await;
-    let ingest = |path: &str| format!("{}/v1/competitions/{SLUG}{path}", app.ingest_url);
-    let juror: Value = app.http.post(ingest("/jurors")).json(&json!({ "name": "Grace" })).send().await.unwrap().json().await.unwrap();
-    let juror_token = juror["token"].as_str().unwrap().to_string();
-    let round: Value = app
-        .http
-        .post(ingest("/rounds"))
-        .json(&json!({ "name": "Blind round", "scale_min": 1, "scale_max": 10, "blind": true }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let round_id = round["id"].as_str().unwrap().to_string();
+    let (juror_token, round_id) = blind_round_with_a_juror(&app, SLUG, "Grace").await;
     let organiser = app.create_key("organiser", &[&format!("competition:{SLUG}:read"), &format!("competition:{SLUG}:manage")]).await;
     let api = app.api_url.clone();
     let base = format!("{api}/dashboard/competitions/{SLUG}");

@@ -8,10 +8,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, ORIGIN};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
-use easel_tests::dashboard::{Session, csrf_of, location, plain_client, set_cookie};
+use easel_tests::dashboard::{Session, blind_round_with_a_juror, csrf_of, location, plain_client, set_cookie};
 use easel_tests::{TestApp, paintings};
 
 const SLUG: &str = "gallery";
@@ -37,23 +37,12 @@ async fn fixture() -> Fixture {
         ids.push(app.submit_painting(SLUG, painting, &format!("entry-{i}")).await);
     }
     app.wait_until_settled(4, Duration::from_secs(120)).await;
-    let ingest = |path: &str| format!("{}/v1/competitions/{SLUG}{path}", app.ingest_url);
-    let juror: Value = app.http.post(ingest("/jurors")).json(&json!({ "name": "Ada" })).send().await.unwrap().json().await.unwrap();
-    let round: Value = app
-        .http
-        .post(ingest("/rounds"))
-        .json(&json!({ "name": "First", "scale_min": 1, "scale_max": 10, "blind": true }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (juror, round) = blind_round_with_a_juror(&app, SLUG, "Ada").await;
     let organiser = app.create_key("organiser", &["competition:gallery:read", "competition:gallery:manage"]).await;
     let outsider = app.create_key("outsider", &["competition:elsewhere:read"]).await;
     Fixture {
-        round: round["id"].as_str().expect("a round id").to_string(),
-        juror: juror["token"].as_str().expect("a juror token").to_string(),
+        round,
+        juror,
         app,
         ids,
         organiser,
