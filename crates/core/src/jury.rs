@@ -57,8 +57,8 @@ pub fn round_closed() -> ApiError {
 
 /// Records `juror`'s score of an entry of an open round — the API's `PUT …/scores/{id}` and the
 /// dashboard's scoring page both come here. A new score replaces the juror's earlier one, and a
-/// change goes to the audit log in the same transaction; 409 once the round is closed (its row
-/// is locked, so a score cannot slip in as the round closes). The caller has checked the round
+/// change goes to the audit log in the same transaction; 409 once the round is closed (the
+/// round's lock is held, so a score cannot slip in as the round closes: `rounds::lock_open`). The caller has checked the round
 /// holds the entry.
 pub async fn record_score(
     pool: &PgPool,

@@ -12,31 +12,35 @@ use crate::{DecodeError, DecodedImage};
 /// Encodes `image` as a baseline JPEG of at most `max_side` pixels on its longer side (never
 /// enlarged), at `quality` (1–100).
 pub fn to_jpeg(image: &DecodedImage, max_side: u32, quality: u8) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Cursor::new(Vec::new());
-    let mut encoder = JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
-    let encoded = match scaled_down(image, max_side) {
-        Some(scaled) => encoder.encode_image(&scaled.rgb),
-        None => encoder.encode_image(&image.rgb),
-    };
-    encoded.map_err(|e| DecodeError::Corrupt(format!("cannot encode the copy: {e}")))?;
-    Ok(out.into_inner())
+    match scaled_down(image, max_side) {
+        Some(scaled) => encode(&scaled, quality),
+        None => encode(image, quality),
+    }
 }
 
-/// JPEG copies of `image` at several sizes, `(max_side, quality)` each, largest first: each is
-/// scaled from the one before it, so a large original is scaled down once.
+/// JPEG copies of `image` at several sizes, `(max_side, quality)` each, in the order asked: each
+/// is scaled from the next larger one, so a large original is scaled down once.
 pub fn to_jpegs(image: &DecodedImage, sizes: &[(u32, u8)]) -> Result<Vec<Vec<u8>>, DecodeError> {
-    let mut sizes: Vec<(usize, (u32, u8))> = sizes.iter().copied().enumerate().collect();
-    sizes.sort_by_key(|(_, (side, _))| std::cmp::Reverse(*side));
+    let mut largest_first: Vec<(usize, (u32, u8))> = sizes.iter().copied().enumerate().collect();
+    largest_first.sort_by_key(|(_, (side, _))| std::cmp::Reverse(*side));
     let mut out = vec![Vec::new(); sizes.len()];
     let mut source: Option<DecodedImage> = None;
-    for (i, (side, quality)) in sizes {
-        let from = source.as_ref().unwrap_or(image);
-        if let Some(scaled) = scaled_down(from, side) {
+    for (i, (side, quality)) in largest_first {
+        if let Some(scaled) = scaled_down(source.as_ref().unwrap_or(image), side) {
             source = Some(scaled);
         }
-        out[i] = to_jpeg(source.as_ref().unwrap_or(image), side, quality)?;
+        out[i] = encode(source.as_ref().unwrap_or(image), quality)?;
     }
     Ok(out)
+}
+
+/// `image`'s pixels as a baseline JPEG at `quality` (1–100).
+fn encode(image: &DecodedImage, quality: u8) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Cursor::new(Vec::new());
+    JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+        .encode_image(&image.rgb)
+        .map_err(|e| DecodeError::Corrupt(format!("cannot encode the copy: {e}")))?;
+    Ok(out.into_inner())
 }
 
 /// `image` scaled so its longer side is `max_side`, or `None` when it is no larger already.

@@ -12,8 +12,6 @@ use uuid::Uuid;
 
 use super::{KeyCaller, Scopes};
 
-const TOKEN_BYTES: usize = 32;
-
 /// A live session, resolved from its cookie.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -22,28 +20,19 @@ pub struct Session {
     pub csrf: String,
 }
 
-impl Session {
-    /// Whether `presented` is this session's CSRF token (constant time).
-    pub fn csrf_matches(&self, presented: &str) -> bool {
-        tokens_equal(&self.csrf, presented)
-    }
-}
-
 /// Compares two tokens in constant time (for the lengths they have).
 pub fn tokens_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// A fresh random token: 64 hex digits from the operating system's generator.
+/// A fresh random token: 64 hex digits from the operating system's generator (as a key's).
 pub fn random_token() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut bytes)?;
-    Ok(hex::encode(bytes))
+    super::token::random_hex()
 }
 
 /// Whether `raw` has the shape of a token of ours (checked before any database round trip).
 pub fn is_token(raw: &str) -> bool {
-    raw.len() == TOKEN_BYTES * 2 && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    super::token::is_random_hex(raw)
 }
 
 fn digest(token: &str) -> [u8; 32] {

@@ -27,9 +27,7 @@ impl std::fmt::Debug for TokenHash {
 
 /// A new token: the secret to show once, and the hash to store.
 pub fn generate() -> Result<(SecretString, TokenHash), getrandom::Error> {
-    let mut random = [0u8; RANDOM_BYTES];
-    getrandom::fill(&mut random)?;
-    let token = format!("{PREFIX}{}", hex::encode(random));
+    let token = format!("{PREFIX}{}", random_hex()?);
     let hash = hash(&token);
     Ok((SecretString::from(token), hash))
 }
@@ -37,9 +35,20 @@ pub fn generate() -> Result<(SecretString, TokenHash), getrandom::Error> {
 /// The hash of a presented token, or `None` if it cannot be one of ours (checked before any
 /// database round trip).
 pub fn parse(presented: &str) -> Option<TokenHash> {
-    let digits = presented.strip_prefix(PREFIX)?;
-    (digits.len() == RANDOM_BYTES * 2 && digits.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then(|| hash(presented))
+    is_random_hex(presented.strip_prefix(PREFIX)?).then(|| hash(presented))
+}
+
+/// 256 random bits from the operating system, as 64 lower-case hex digits: the secret part of a
+/// key, and a dashboard session's token.
+pub(crate) fn random_hex() -> Result<String, getrandom::Error> {
+    let mut random = [0u8; RANDOM_BYTES];
+    getrandom::fill(&mut random)?;
+    Ok(hex::encode(random))
+}
+
+/// Whether `raw` has the shape [`random_hex`] gives.
+pub(crate) fn is_random_hex(raw: &str) -> bool {
+    raw.len() == RANDOM_BYTES * 2 && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn hash(token: &str) -> TokenHash {

@@ -26,15 +26,15 @@ pub async fn entry_image(
     viewer: Viewer,
     Path((slug, id, file)): Path<(String, String, String)>,
 ) -> PageResult<Response> {
-    let unknown = || PageError(ApiError::not_found("submission.not_found", "there is no such entry"));
+    let unknown = || ApiError::not_found("submission.not_found", "there is no such entry");
     let derived = match file.as_str() {
         "thumbnail.jpg" => Derived::Thumbnail,
         "preview.jpg" => Derived::Preview,
-        _ => return Err(unknown()),
+        _ => return Err(PageError(unknown())),
     };
-    let id = Uuid::parse_str(&id).map_err(|_| unknown())?;
-    viewer.caller.require_or_hide(&slug, Access::Read, || ApiError::not_found("submission.not_found", "there is no such entry"))?;
-    let submission = submission_in(&state, id, &slug).await?.ok_or_else(unknown)?;
+    let id = Uuid::parse_str(&id).map_err(|_| PageError(unknown()))?;
+    viewer.caller.require_or_hide(&slug, Access::Read, unknown)?;
+    let submission = submission_in(&state, id, &slug).await?.ok_or_else(|| PageError(unknown()))?;
     serve(&state, &submission, derived).await
 }
 
@@ -51,7 +51,8 @@ pub async fn juror_image(
     serve(&state, &submission, Derived::Preview).await
 }
 
-async fn submission_in(state: &AppState, id: Uuid, slug: &str) -> PageResult<Option<SubmissionRecord>> {
+/// The submission `id` if it is an entry of the competition `slug`.
+pub(super) async fn submission_in(state: &AppState, id: Uuid, slug: &str) -> PageResult<Option<SubmissionRecord>> {
     let found = submissions::find(&state.pool, id).await.map_err(PageError::database)?;
     Ok(found.filter(|s| s.competition_slug == slug))
 }

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
-use easel_core::auth::session::{self as sessions, Session, tokens_equal};
+use easel_core::auth::session::{self as sessions, tokens_equal};
 use easel_core::auth::{self, Caller};
 use easel_core::http::ApiError;
 use maud::html;
@@ -204,14 +204,12 @@ pub async fn sign_out(
     State(state): State<AppState>,
     viewer: Viewer,
     headers: HeaderMap,
-    session: Option<axum::Extension<Session>>,
     form: Result<Form<SignOutForm>, axum::extract::rejection::FormRejection>,
 ) -> PageResult<Response> {
     let Form(form) = form.map_err(PageError::form)?;
+    // Only a session's own CSRF token passes, so the request came with its session cookie.
     verify_form(&headers, &viewer, &form.csrf)?;
-    if session.is_some()
-        && let Some(token) = cookie_value(&headers, SESSION_COOKIE)
-    {
+    if let Some(token) = cookie_value(&headers, SESSION_COOKIE) {
         sessions::delete(&state.pool, &token).await.map_err(PageError::database)?;
     }
     let cleared = cookie(SESSION_COOKIE, String::new(), ROOT, secure(&state, &headers), 0);

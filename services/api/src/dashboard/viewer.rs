@@ -57,6 +57,11 @@ impl PageError {
         Self(ApiError::bad_request("invalid.query", message))
     }
 
+    /// A query string that could not be read (400).
+    pub fn query(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Self(ApiError::new(rejection.status(), "invalid.query", rejection.body_text()))
+    }
+
     /// A form that could not be read: too large (413), not a form (415), or incomplete (400/422).
     pub fn form(rejection: axum::extract::rejection::FormRejection) -> Self {
         Self(ApiError::new(rejection.status(), "invalid.form", rejection.body_text()))

@@ -27,7 +27,7 @@ pub async fn page(
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> PageResult<Markup> {
     let competition = readable(&state, &viewer, &slug).await?;
-    let Query(params) = params.map_err(|e| PageError::bad_request(e.body_text()))?;
+    let Query(params) = params.map_err(PageError::query)?;
     let after = params.after.unwrap_or(0).max(0);
     let mut entries = audit::page(&state.pool, competition.id, after, PAGE_SIZE + 1).await.map_err(PageError::database)?;
     let more = entries.len() as i64 > PAGE_SIZE;

@@ -2,7 +2,7 @@
 //! scores and any override.
 
 use axum::extract::{Path, State};
-use easel_core::db::{juror_scores, overrides, results, submissions};
+use easel_core::db::{juror_scores, overrides, results};
 use easel_core::http::ApiError;
 use easel_core::versions;
 use maud::{Markup, PreEscaped, html};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::readable;
 use crate::dashboard::viewer::{PageError, PageResult, Viewer};
-use crate::dashboard::{ROOT, charts, layout};
+use crate::dashboard::{ROOT, charts, images, layout};
 use crate::state::AppState;
 
 /// `GET /dashboard/competitions/{slug}/entries/{id}`.
@@ -18,7 +18,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Path((slug, id)
     let competition = readable(&state, &viewer, &slug).await?;
     let unknown = || PageError(ApiError::not_found("submission.not_found", "there is no such entry in this competition"));
     let id = Uuid::parse_str(&id).map_err(|_| unknown())?;
-    let submission = submissions::find(&state.pool, id).await.map_err(PageError::database)?.filter(|s| s.competition_id == competition.id).ok_or_else(unknown)?;
+    let submission = images::submission_in(&state, id, &competition.slug).await?.ok_or_else(unknown)?;
     let version = versions::default(&state.pool, &competition).await?;
     let result = match &version {
         Some(v) => results::for_submission(&state.pool, id, v).await.map_err(PageError::database)?,

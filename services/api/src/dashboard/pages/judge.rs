@@ -40,7 +40,7 @@ pub async fn page(
     Path((slug, round_id)): Path<(String, Uuid)>,
     params: Result<Query<JudgeParams>, axum::extract::rejection::QueryRejection>,
 ) -> PageResult<Markup> {
-    let Query(params) = params.map_err(|e| PageError::bad_request(e.body_text()))?;
+    let Query(params) = params.map_err(PageError::query)?;
     render(&state, &viewer, &slug, round_id, params.entry, params.saved, None).await
 }
 

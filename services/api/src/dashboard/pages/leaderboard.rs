@@ -90,7 +90,7 @@ pub async fn page(
     params: Result<Query<LeaderboardParams>, axum::extract::rejection::QueryRejection>,
 ) -> PageResult<Markup> {
     let competition = readable(&state, &viewer, &slug).await?;
-    let Query(params) = params.map_err(|e| PageError::bad_request(e.body_text()))?;
+    let Query(params) = params.map_err(PageError::query)?;
     let parsed = parse(&params)?;
     let version = versions::resolve(&state.pool, &competition, params.model_version.as_deref()).await?;
     let base = format!("{ROOT}/competitions/{slug}");

@@ -8,16 +8,14 @@ use easel_core::versions;
 use maud::{Markup, PreEscaped, html};
 use uuid::Uuid;
 
-use super::readable;
 use crate::dashboard::viewer::{PageError, PageResult, Viewer};
 use crate::dashboard::{ROOT, charts, layout};
-use crate::routes::jury::agreement;
+use crate::routes::jury::{agreement, readable_round};
 use crate::state::AppState;
 
 /// `GET /dashboard/competitions/{slug}/rounds/{round}`.
 pub async fn page(State(state): State<AppState>, viewer: Viewer, Path((slug, round_id)): Path<(String, Uuid)>) -> PageResult<Markup> {
-    let competition = readable(&state, &viewer, &slug).await?;
-    let round = jury::round(&state.pool, &competition, round_id).await?;
+    let (competition, round) = readable_round(&state, &viewer.caller, &slug, round_id).await?;
     let version = versions::default(&state.pool, &competition).await?;
     let scores = jury::round_scores(&state.pool, &round, version.as_deref()).await.map_err(PageError::database)?;
     let options = agreement::default_options(&round);
