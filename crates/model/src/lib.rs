@@ -10,6 +10,7 @@
 //! [`Assessor`] is the batch API that the `easel` CLI and the worker both call.
 
 pub mod assess;
+pub mod calibration;
 pub mod checkpoint;
 pub mod config;
 #[cfg(feature = "cuda")]
