@@ -148,6 +148,40 @@ pub fn tiny_model_seed(seed: u64) -> PathBuf {
         .clone()
 }
 
+/// A plain Hugging Face-layout checkpoint without `easel.json` or a head, so it scores
+/// zero-shot: the model crate's HF parity fixture (tiny random Qwen2-VL with the real Qwen
+/// vocabulary) with the real Qwen tokenizer (`.cache/qwen-tokenizer/`), copied once under
+/// `target/easel-test-fixtures/qwen2-vl-zero-shot`.
+pub fn zero_shot_model() -> PathBuf {
+    static MODEL: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut model = MODEL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    model
+        .get_or_insert_with(|| {
+            let root = repo_root();
+            let dir = root.join("target/easel-test-fixtures");
+            std::fs::create_dir_all(&dir).expect("creating target/easel-test-fixtures");
+            let target = dir.join("qwen2-vl-zero-shot");
+            let lock = std::fs::File::create(dir.join("zero-shot-model.lock")).expect("creating the model lock");
+            lock.lock().expect("locking the model fixture");
+            if !target.join("tokenizer.json").is_file() {
+                let staging = dir.join(format!("zero-shot-{}", uuid::Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&staging).expect("creating the staging folder");
+                let source = root.join("crates/model/tests/fixtures/zero-shot/checkpoint");
+                for entry in std::fs::read_dir(&source).expect("reading the zero-shot fixture") {
+                    let path = entry.expect("a fixture file").path();
+                    std::fs::copy(&path, staging.join(path.file_name().expect("a file name"))).expect("copying the fixture");
+                }
+                let tokenizer = root.join(".cache/qwen-tokenizer/tokenizer.json");
+                std::fs::copy(&tokenizer, staging.join("tokenizer.json"))
+                    .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-qwen-tokenizer.sh)", tokenizer.display()));
+                let _ = std::fs::remove_dir_all(&target);
+                std::fs::rename(&staging, &target).expect("moving the zero-shot checkpoint in place");
+            }
+            target
+        })
+        .clone()
+}
+
 fn init_tracing(settings: &Settings) {
     if std::env::var_os("TEST_LOG").is_some() {
         telemetry::init_subscriber(&settings.telemetry);

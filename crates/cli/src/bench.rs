@@ -82,7 +82,8 @@ pub struct ModelBenchArgs {
     /// Timed repetitions per measurement (after one warm-up).
     #[arg(long, default_value_t = 3)]
     pub iters: usize,
-    /// Which paths to run: score, prefill, generate.
+    /// Which paths to run: score, prefill, generate, zero-shot (the six level-word prompts
+    /// on a shared prefix, against one prompt's prefill and six separate prefills).
     #[arg(long, value_delimiter = ',', default_value = "score,prefill,generate")]
     pub paths: Vec<String>,
     #[arg(long, default_value_t = 0)]
@@ -138,6 +139,9 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
         w: side,
     };
     let visual_tokens = grid.num_tokens(config.vision.spatial_merge_size);
+    if args.paths.iter().any(|p| p == "zero-shot") {
+        bench_zero_shot(&args, &config, &model, grid, &device, dtype)?;
+    }
     for &batch in &args.batch {
         let pixels = Tensor::randn(
             0f32,
@@ -194,6 +198,68 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// The zero-shot path on one painting: the vision tower and one prompt's prefill (the cost of
+/// asking one question), the six questions on a shared prefix (what Easel runs), and six
+/// separate prefills (what sharing saves). Prompts have the token counts of the default prompts
+/// in Qwen2-VL's chat template, with random text tokens.
+fn bench_zero_shot(
+    args: &ModelBenchArgs,
+    config: &Config,
+    model: &Qwen2VlModel,
+    grid: Grid,
+    device: &Device,
+    dtype: DType,
+) -> Result<()> {
+    use easel_model::zero_shot::{DEFAULT_PROMPT_SHAPE, ZeroShotScorer};
+    use rand::{Rng, SeedableRng};
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let text_vocab = config.vision_start_token_id.min(config.text.vocab_size as u32);
+    let mut random = |n: usize| -> Vec<u32> { (0..n).map(|_| rng.random_range(0..text_vocab)).collect() };
+    // `<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|vision_start|>`,
+    // then `<|vision_end|>Rate the`, then each output's own words to the end of `… is`.
+    let (before, after) = (random(DEFAULT_PROMPT_SHAPE.0 - 1), random(DEFAULT_PROMPT_SHAPE.1 - 1));
+    let prompts: [Vec<u32>; 6] = std::array::from_fn(|i| {
+        let mut ids = before.clone();
+        ids.extend([config.vision_start_token_id, config.image_token_id, config.vision_end_token_id]);
+        ids.extend(&after);
+        ids.extend(random(DEFAULT_PROMPT_SHAPE.2[i]));
+        ids
+    });
+    let level_ids: [u32; 5] = std::array::from_fn(|i| i as u32 + 1);
+    let scorer = ZeroShotScorer::from_token_ids(prompts, level_ids, config.image_token_id)?;
+    let pixels = Tensor::randn(0f32, 1.0, (grid.num_patches(), config.vision.patch_len()), device)?.to_dtype(dtype)?;
+    let grids = [grid];
+    let one = scorer.requests(model, grid)?[0].clone();
+    let one_request = [Request { input_ids: one.clone(), grids: vec![grid] }];
+    let iters = args.iters;
+    let vision_s = time(device, iters, || {
+        model.vision.forward(&pixels, &grids)?;
+        Ok(())
+    })?;
+    let one_s = time(device, iters, || {
+        let merged = model.vision.forward(&pixels, &grids)?;
+        prefill(model, &one_request, Some(&merged), 0, false)?;
+        Ok(())
+    })?;
+    let shared_s = time(device, iters, || {
+        let merged = model.vision.forward(&pixels, &grids)?;
+        scorer.score(model, &merged, grid)?;
+        Ok(())
+    })?;
+    let separate_s = time(device, iters, || {
+        let merged = model.vision.forward(&pixels, &grids)?;
+        scorer.score_separately(model, &merged, grid)?;
+        Ok(())
+    })?;
+    emit(json!({"path": "zero-shot", "image_size": args.image_size, "prompt_tokens": one.len(),
+        "vision_s": vision_s, "one_prompt_s": one_s, "six_shared_s": shared_s, "six_separate_s": separate_s,
+        "shared_over_one": shared_s / one_s, "separate_over_one": separate_s / one_s,
+        "shared_text_over_one_text": (shared_s - vision_s) / (one_s - vision_s),
+        "images_per_s": 1.0 / shared_s}));
     Ok(())
 }
 

@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use easel_model::zero_shot::LEVEL_WORDS;
 use easel_model::{
     ArtworkInput, Assessor, DecodeLimits, GenerationConfig, LoadOptions, Manifest, OUTPUTS,
-    PreparedImage, RubricScores,
+    PreparedImage, RubricScores, ScoringMode,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -26,9 +27,14 @@ pub struct ScoreArgs {
     /// sidecar text file with the same stem (`dawn.jpg` → `dawn.txt`), when present.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Easel checkpoint folder (HF Qwen2-VL files + easel.json + head.safetensors).
+    /// Checkpoint folder: HF Qwen2-VL files, plus easel.json and head.safetensors for a trained
+    /// head. A plain HF download (no head) scores zero-shot.
     #[arg(long)]
     pub model: PathBuf,
+    /// Score zero-shot (level-word probabilities of the language model) even where the
+    /// checkpoint has a trained head; records then carry `uncertainty` and `levels`.
+    #[arg(long)]
+    pub zero_shot: bool,
     /// Output file; `.csv` writes CSV, anything else JSON Lines. Default: JSON Lines on stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -57,6 +63,12 @@ struct Record<'a> {
     file: String,
     #[serde(flatten)]
     scores: RubricScores<f32>,
+    /// `head` or `zero-shot`.
+    scoring: ScoringMode,
+    /// Zero-shot only: each score's standard deviation on the 1–100 scale.
+    uncertainty: Option<RubricScores<f32>>,
+    /// Zero-shot only: `[p_excellent, p_good, p_fair, p_poor, p_bad]` per output.
+    levels: Option<RubricScores<[f32; 5]>>,
     critique: &'a str,
     model_version: &'a str,
     preprocess_ms: f64,
@@ -67,11 +79,18 @@ struct Record<'a> {
 }
 
 impl Record<'_> {
-    /// The CSV header: the JSON fields, in their order.
-    fn csv_header() -> Vec<&'static str> {
+    /// The CSV header: the JSON fields, in their order, objects spread over one column per
+    /// output (`uncertainty_color`) and level (`levels_color_excellent`).
+    fn csv_header() -> Vec<String> {
+        let uncertainty = OUTPUTS.map(|name| format!("uncertainty_{name}"));
+        let levels = OUTPUTS.into_iter().flat_map(|name| LEVEL_WORDS.map(|w| format!("levels_{name}_{}", w.trim())));
         ["file"]
             .into_iter()
             .chain(OUTPUTS)
+            .chain(["scoring"])
+            .map(str::to_string)
+            .chain(uncertainty)
+            .chain(levels)
             .chain([
                 "critique",
                 "model_version",
@@ -80,16 +99,23 @@ impl Record<'_> {
                 "head_ms",
                 "generate_ms",
                 "batch_size",
-            ])
+            ].map(str::to_string))
             .collect()
     }
 
     /// The CSV row, under [`Record::csv_header`]: the csv crate cannot write the flattened
     /// scores itself, but writes an array's items as cells.
     fn csv_cells(&self) -> impl Serialize + '_ {
+        let levels: Vec<Option<f32>> = match &self.levels {
+            Some(levels) => levels.to_array().into_iter().flatten().map(Some).collect(),
+            None => vec![None; OUTPUTS.len() * LEVEL_WORDS.len()],
+        };
         (
             &self.file,
             self.scores.to_array(),
+            self.scoring.as_str(),
+            self.uncertainty.map_or([None; 6], |u| u.to_array().map(Some)),
+            levels,
             self.critique,
             self.model_version,
             self.preprocess_ms,
@@ -117,6 +143,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     options.dtype = args.compute.dtype()?;
     options.max_pixels = args.max_pixels;
     options.max_batch = args.batch.max(1);
+    options.scoring = args.zero_shot.then_some(ScoringMode::ZeroShot);
     let mut generation: GenerationConfig = Manifest::read(&args.model)?.generation;
     if let Some(n) = args.max_new_tokens {
         generation.max_new_tokens = n;
@@ -194,6 +221,9 @@ pub fn run(args: ScoreArgs) -> Result<()> {
             sink.write(&Record {
                 file: prepared.path.display().to_string(),
                 scores: assessment.scores,
+                scoring: assessment.scoring(),
+                uncertainty: assessment.zero_shot.as_ref().map(|z| z.uncertainty),
+                levels: assessment.zero_shot.as_ref().map(|z| z.levels),
                 critique: &assessment.critique,
                 model_version: assessor.model_version(),
                 preprocess_ms: prepared.preprocess_ms,
@@ -342,6 +372,9 @@ mod tests {
         let record = Record {
             file: "a.jpg".into(),
             scores: RubricScores::from_array([71.5, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            scoring: ScoringMode::Head,
+            uncertainty: None,
+            levels: None,
             critique: "Fine.",
             model_version: "v1",
             preprocess_ms: 1.0,
@@ -351,15 +384,24 @@ mod tests {
             batch_size: 1,
         };
         let json = serde_json::to_string(&record).unwrap();
+        // The JSON object's fields in the header's order; its objects spread over columns.
         let header = Record::csv_header();
-        let positions: Vec<usize> = header
+        let mut fields_in_header: Vec<&str> = Vec::new();
+        for name in &header {
+            let field = ["uncertainty", "levels"].into_iter().find(|o| name.starts_with(&format!("{o}_"))).unwrap_or(name);
+            if fields_in_header.last() != Some(&field) {
+                fields_in_header.push(field);
+            }
+        }
+        let positions: Vec<usize> = fields_in_header
             .iter()
             .map(|name| json.find(&format!("\"{name}\":")).expect(name))
             .collect();
         assert!(positions.is_sorted(), "{header:?} vs {json}");
         let fields: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&json).unwrap();
-        assert_eq!(fields.len(), header.len());
+        assert_eq!(fields.len(), fields_in_header.len());
+        assert_eq!(header.len(), 1 + 6 + 1 + 6 + 30 + 7);
 
         let mut writer = csv::WriterBuilder::new()
             .has_headers(false)
@@ -368,7 +410,24 @@ mod tests {
         let row = String::from_utf8(writer.into_inner().unwrap()).unwrap();
         assert_eq!(
             row,
-            "a.jpg,71.5,2.0,3.0,4.0,5.0,6.0,Fine.,v1,1.0,2.0,3.0,4.0,1\n"
+            format!("a.jpg,71.5,2.0,3.0,4.0,5.0,6.0,head,{}Fine.,v1,1.0,2.0,3.0,4.0,1\n", ",".repeat(36))
         );
+
+        let zero_shot = Record {
+            scoring: ScoringMode::ZeroShot,
+            uncertainty: Some(RubricScores::from_array([1.5; 6])),
+            levels: Some(RubricScores::from_array([[0.5, 0.25, 0.125, 0.0625, 0.0625]; 6])),
+            ..record
+        };
+        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+        writer.serialize(zero_shot.csv_cells()).unwrap();
+        let row = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+        let cells: Vec<&str> = row.trim_end().split(',').collect();
+        assert_eq!(cells.len(), header.len());
+        let cell = |name: &str| cells[header.iter().position(|h| h == name).expect(name)];
+        assert_eq!(cell("scoring"), "zero-shot");
+        assert_eq!(cell("uncertainty_texture"), "1.5");
+        assert_eq!(cell("levels_overall_excellent"), "0.5");
+        assert_eq!(cell("levels_content_bad"), "0.0625");
     }
 }

@@ -1,20 +1,27 @@
 //! The multi-task model's one batch API: paintings and descriptions in, scores and critiques
 //! out. The CLI and the worker both call [`Assessor::assess`], so batching lives here.
+//!
+//! Scores come from one of two scorers, chosen by the checkpoint ([`Manifest::scoring`]): the
+//! trained regression head, or zero-shot level tokens ([`crate::zero_shot`]) mapped through the
+//! checkpoint's calibration when it has one. Everything after the scores is the same.
 
 use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use easel_rubric::RubricScores;
+use easel_rubric::{RubricScores, ScoringMode};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::calibration::CalibrationSet;
+use crate::error::{ModelError, Result};
 use crate::generate::{GenerationConfig, Request, generate};
 use crate::head::RegressionHead;
 use crate::manifest::Manifest;
 use crate::pipeline::Qwen2Vl;
 use crate::processor::{ImageProcessor, PreparedImage};
 use crate::prompt::PromptBuilder;
+use crate::processor::Grid;
+use crate::zero_shot::{ZeroShot, ZeroShotScorer};
 
 /// How to load an Easel checkpoint.
 #[derive(Debug, Clone)]
@@ -27,11 +34,13 @@ pub struct LoadOptions {
     pub max_pixels: Option<usize>,
     /// Most paintings run through the model at once; larger batches are split.
     pub max_batch: usize,
+    /// Replaces the checkpoint's scoring mode (`easel score --zero-shot`).
+    pub scoring: Option<ScoringMode>,
 }
 
 impl LoadOptions {
     pub fn cpu() -> Self {
-        Self { device: Device::Cpu, dtype: DType::F32, generation: None, max_pixels: None, max_batch: 16 }
+        Self { device: Device::Cpu, dtype: DType::F32, generation: None, max_pixels: None, max_batch: 16, scoring: None }
     }
 
     pub fn with_generation(mut self, generation: GenerationConfig) -> Self {
@@ -50,8 +59,9 @@ pub struct ArtworkInput {
 /// Wall-clock time of the batch an assessment was part of.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
-    /// Vision tower (one pass shared by the head and the critique).
+    /// Vision tower (one pass shared by the scores and the critique).
     pub vision_ms: f64,
+    /// The scores: the head, or the zero-shot prompts.
     pub head_ms: f64,
     /// Prompt building, prefill and decoding.
     pub generate_ms: f64,
@@ -59,9 +69,26 @@ pub struct Timings {
     pub batch_size: usize,
 }
 
+/// A painting's scores: what is reported (calibrated where the checkpoint is), and in
+/// zero-shot mode what they came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub scores: RubricScores<f32>,
+    pub zero_shot: Option<ZeroShot>,
+}
+
+impl Scored {
+    /// Each score's uncertainty on the reported scale (zero-shot only).
+    pub fn uncertainty(&self) -> Option<RubricScores<f32>> {
+        self.zero_shot.as_ref().map(|z| z.uncertainty)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assessment {
     pub scores: RubricScores<f32>,
+    /// The zero-shot reading behind `scores` (`None` for a head's scores).
+    pub zero_shot: Option<ZeroShot>,
     pub critique: String,
     /// Tokens generated for the critique.
     pub new_tokens: usize,
@@ -70,12 +97,26 @@ pub struct Assessment {
     pub timings: Timings,
 }
 
+/// Where the scores come from.
+enum Scorer {
+    Head(RegressionHead),
+    ZeroShot { scorer: ZeroShotScorer, calibration: Option<CalibrationSet> },
+}
+
+impl Assessment {
+    /// How `scores` were made.
+    pub fn scoring(&self) -> ScoringMode {
+        if self.zero_shot.is_some() { ScoringMode::ZeroShot } else { ScoringMode::Head }
+    }
+}
+
 /// A loaded Easel checkpoint.
 pub struct Assessor {
     vlm: Qwen2Vl,
-    head: RegressionHead,
+    scorer: Scorer,
     prompt: PromptBuilder,
     manifest: Manifest,
+    model_version: String,
     generation: GenerationConfig,
     max_batch: usize,
 }
@@ -92,19 +133,43 @@ impl Assessor {
             processor.max_pixels = max;
         }
         let mut vlm = Qwen2Vl::load(dir, &options.device, options.dtype, Some(processor))?;
-        manifest.head.config.validate(vlm.config().text.hidden_size)?;
-        let head = RegressionHead::load(&manifest.head_path(dir)?, &manifest.head.config, &options.device)?;
+        let mode = match options.scoring {
+            Some(mode) => mode,
+            None => manifest.scoring(dir)?,
+        };
+        let scorer = match mode {
+            ScoringMode::Head => {
+                let (Some(entry), Some(path)) = (&manifest.head, manifest.head_path(dir)?) else {
+                    return Err(ModelError::Head("easel.json names no head: this checkpoint scores zero-shot".into()));
+                };
+                entry.config.validate(vlm.config().text.hidden_size)?;
+                Scorer::Head(RegressionHead::load(&path, &entry.config, &options.device)?)
+            }
+            ScoringMode::ZeroShot => Scorer::ZeroShot {
+                scorer: ZeroShotScorer::new(&vlm, &manifest.zero_shot)?,
+                calibration: manifest.calibration.clone(),
+            },
+        };
         if let Some(adapter) = manifest.lora_dir(dir)? {
             crate::lora::LoraAdapter::load(&adapter, &options.device, options.dtype)?.attach(&mut vlm.model)?;
         }
         let generation = options.generation.clone().unwrap_or_else(|| manifest.generation.clone());
         generation.validate()?;
         let prompt = PromptBuilder::new(manifest.prompt.clone())?;
-        Ok(Self { vlm, head, prompt, manifest, generation, max_batch: options.max_batch.max(1) })
+        let model_version = manifest.served_version(mode);
+        Ok(Self { vlm, scorer, prompt, manifest, model_version, generation, max_batch: options.max_batch.max(1) })
     }
 
+    /// The version results are recorded under ([`Manifest::served_version`]).
     pub fn model_version(&self) -> &str {
-        &self.manifest.model_version
+        &self.model_version
+    }
+
+    pub fn scoring(&self) -> ScoringMode {
+        match self.scorer {
+            Scorer::Head(_) => ScoringMode::Head,
+            Scorer::ZeroShot { .. } => ScoringMode::ZeroShot,
+        }
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -120,8 +185,20 @@ impl Assessor {
         &self.vlm
     }
 
-    pub fn head(&self) -> &RegressionHead {
-        &self.head
+    /// The regression head, when this checkpoint scores with one.
+    pub fn head(&self) -> Option<&RegressionHead> {
+        match &self.scorer {
+            Scorer::Head(head) => Some(head),
+            Scorer::ZeroShot { .. } => None,
+        }
+    }
+
+    /// The zero-shot scorer, when this checkpoint scores zero-shot.
+    pub fn zero_shot(&self) -> Option<&ZeroShotScorer> {
+        match &self.scorer {
+            Scorer::Head(_) => None,
+            Scorer::ZeroShot { scorer, .. } => Some(scorer),
+        }
     }
 
     pub fn prompt(&self) -> &PromptBuilder {
@@ -141,15 +218,41 @@ impl Assessor {
         Ok(out)
     }
 
-    /// Scores only (vision tower and head, no critique), in input order.
-    pub fn score(&self, batch: &[ArtworkInput]) -> Result<Vec<RubricScores<f32>>> {
+    /// Scores only (vision tower and scorer, no critique), in input order.
+    pub fn score(&self, batch: &[ArtworkInput]) -> Result<Vec<Scored>> {
         let mut out = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(self.max_batch) {
             let images: Vec<&PreparedImage> = chunk.iter().map(|a| &a.image).collect();
             let seen = self.see(&images)?;
-            out.extend(self.head.scores(&seen.pooled)?);
+            out.extend(self.scores_of(&seen)?);
         }
         Ok(out)
+    }
+
+    /// The scores of the images `seen` holds, in its order.
+    fn scores_of(&self, seen: &Seen) -> Result<Vec<Scored>> {
+        match &self.scorer {
+            Scorer::Head(head) => {
+                Ok(head.scores(&seen.pooled()?)?.into_iter().map(|scores| Scored { scores, zero_shot: None }).collect())
+            }
+            Scorer::ZeroShot { scorer, calibration } => seen
+                .features
+                .iter()
+                .zip(&seen.grids)
+                .map(|(features, &grid)| {
+                    let mut reading = scorer.score(&self.vlm.model, features, grid)?;
+                    let scores = match calibration {
+                        Some(c) => {
+                            let scores = c.apply(&reading.raw);
+                            reading.uncertainty = c.spread(&reading.raw, &reading.uncertainty);
+                            scores
+                        }
+                        None => reading.raw,
+                    };
+                    Ok(Scored { scores, zero_shot: Some(reading) })
+                })
+                .collect(),
+        }
     }
 
     /// The vision tower over each image on its own, the outputs concatenated in order. A
@@ -159,15 +262,13 @@ impl Assessor {
     /// "Determinism").
     fn see(&self, images: &[&PreparedImage]) -> Result<Seen> {
         let vision = &self.vlm.model.vision;
-        let (mut merged, mut pooled, mut grids) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut features, mut grids) = (Vec::new(), Vec::new());
         for image in images {
             let (pixels, grid) = self.vlm.pixel_values(std::slice::from_ref(image))?;
-            let features = vision.forward(&pixels, &grid)?;
-            pooled.push(vision.pool(&features, &grid)?);
-            merged.push(features);
+            features.push(vision.forward(&pixels, &grid)?);
             grids.extend(grid);
         }
-        Ok(Seen { merged: Tensor::cat(&merged, 0)?, pooled: Tensor::cat(&pooled, 0)?, grids })
+        Ok(Seen { features, grids, vision })
     }
 
     fn assess_chunk(&self, chunk: &[ArtworkInput]) -> Result<Vec<Assessment>> {
@@ -178,12 +279,14 @@ impl Assessor {
 
         let start = Instant::now();
         let model = &self.vlm.model;
-        let Seen { merged, pooled, grids } = self.see(&images)?;
+        let seen = self.see(&images)?;
         let vision_ms = ms_since(start);
 
         let start = Instant::now();
-        let scores = self.head.scores(&pooled)?;
+        let scored = self.scores_of(&seen)?;
         let head_ms = ms_since(start);
+        let merged = Tensor::cat(&seen.features, 0)?;
+        let grids = &seen.grids;
 
         let start = Instant::now();
         let critiques: Vec<(String, usize, bool)> = if self.generation.max_new_tokens == 0 {
@@ -191,10 +294,10 @@ impl Assessor {
         } else {
             let requests = items
                 .iter()
-                .zip(&scores)
-                .zip(&grids)
-                .map(|((item, scores), grid)| {
-                    let messages = self.prompt.messages(item.description.as_deref(), Some(scores))?;
+                .zip(&scored)
+                .zip(grids)
+                .map(|((item, scored), grid)| {
+                    let messages = self.prompt.messages(item.description.as_deref(), Some(&scored.scores))?;
                     let (_, input_ids) = self.vlm.encode_messages(&messages, std::slice::from_ref(grid))?;
                     Ok(Request { input_ids, grids: vec![*grid] })
                 })
@@ -211,21 +314,41 @@ impl Assessor {
         let generate_ms = ms_since(start);
 
         let timings = Timings { vision_ms, head_ms, generate_ms, batch_size: items.len() };
-        let assessments: Vec<Assessment> = scores
+        let assessments: Vec<Assessment> = scored
             .into_iter()
             .zip(critiques)
-            .map(|(scores, (critique, new_tokens, finished))| Assessment { scores, critique, new_tokens, finished, timings })
+            .map(|(Scored { scores, zero_shot }, (critique, new_tokens, finished))| Assessment {
+                scores,
+                zero_shot,
+                critique,
+                new_tokens,
+                finished,
+                timings,
+            })
             .collect();
         Ok(unsort(&order, assessments))
     }
 }
 
-/// The vision tower's output for a batch: merged patch features (every image's, in order), the
-/// pooled features (one row per image) and the grids.
-struct Seen {
-    merged: Tensor,
-    pooled: Tensor,
-    grids: Vec<crate::processor::Grid>,
+/// The vision tower's output for a batch: each image's merged patch features `[tokens,
+/// hidden]` and grid, in order.
+struct Seen<'a> {
+    features: Vec<Tensor>,
+    grids: Vec<Grid>,
+    vision: &'a crate::vision::VisionTransformer,
+}
+
+impl Seen<'_> {
+    /// The pooled features the head reads, one row per image.
+    fn pooled(&self) -> Result<Tensor> {
+        let pooled = self
+            .features
+            .iter()
+            .zip(&self.grids)
+            .map(|(f, g)| self.vision.pool(f, std::slice::from_ref(g)))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&pooled, 0)?)
+    }
 }
 
 /// Indices of `chunk` sorted by image grid, stable.

@@ -156,6 +156,16 @@ fn prefill_mask(padding: &[usize], len: usize, dtype: DType, device: &Device) ->
     Tensor::from_vec(values, (padding.len(), 1, len, len), device)?.to_dtype(dtype).map(Some)
 }
 
+/// Causal mask `[1, 1, len, cached + len]` for `len` new positions after `cached` ones that
+/// every new position may see (a shared prompt prefix).
+pub(crate) fn causal_mask(len: usize, cached: usize, dtype: DType, device: &Device) -> CandleResult<Tensor> {
+    let neg = mask_value(dtype) as f32;
+    let total = cached + len;
+    let values: Vec<f32> =
+        (0..len).flat_map(|i| (0..total).map(move |j| if j <= cached + i { 0.0 } else { neg })).collect();
+    Tensor::from_vec(values, (1, 1, len, total), device)?.to_dtype(dtype)
+}
+
 /// Padding mask for one decoding step over `total` cached positions, or `None` if unpadded.
 fn step_mask(padding: &[usize], total: usize, dtype: DType, device: &Device) -> CandleResult<Option<Tensor>> {
     if padding.iter().all(|&p| p == 0) {

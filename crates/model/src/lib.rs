@@ -29,14 +29,16 @@ pub mod prompt;
 pub mod rope;
 pub mod text;
 pub mod vision;
+pub mod zero_shot;
 
-pub use assess::{ArtworkInput, Assessment, Assessor, LoadOptions, Timings};
+pub use assess::{ArtworkInput, Assessment, Assessor, LoadOptions, Scored, Timings};
 pub use config::Config;
 pub use easel_imaging::{DecodeError, DecodeLimits};
-pub use easel_rubric::{CRITERIA, OUTPUTS, Rubric, RubricScores};
+pub use easel_rubric::{CRITERIA, OUTPUTS, Rubric, RubricScores, ScoringMode};
 pub use error::{ModelError, Result};
 pub use generate::GenerationConfig;
 pub use manifest::Manifest;
 pub use model::Qwen2VlModel;
 pub use pipeline::Qwen2Vl;
 pub use processor::{Grid, ImageProcessor, PreparedImage, ProcessorConfig};
+pub use zero_shot::{ZeroShot, ZeroShotPrompts};

@@ -14,15 +14,25 @@
 //!   "lora": {"path": "adapter"}
 //! }
 //! ```
+//!
+//! `scoring` chooses how the six scores are made: `"head"` (the regression head above) or
+//! `"zero-shot"` (the language model's level words, [`crate::zero_shot`], asked with the
+//! `zero_shot` prompts and mapped through `calibration` when a jury's scores were fitted).
+//! Without `scoring`, a checkpoint with a head file scores with it and one without scores
+//! zero-shot; a folder without `easel.json` (a plain Hugging Face download) scores zero-shot.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use easel_rubric::ScoringMode;
+
+use crate::calibration::CalibrationSet;
 use crate::error::{ModelError, Result};
 use crate::generate::GenerationConfig;
 use crate::head::HeadConfig;
 use crate::prompt::PromptSpec;
+use crate::zero_shot::ZeroShotPrompts;
 
 pub const MANIFEST_FILE: &str = "easel.json";
 pub const FORMAT: &str = "easel-checkpoint";
@@ -69,7 +79,17 @@ pub struct Manifest {
     pub model_version: String,
     #[serde(default)]
     pub base_model: String,
-    pub head: HeadEntry,
+    /// `"head"` or `"zero-shot"`; absent: the head when its file is there, else zero-shot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoring: Option<ScoringMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<HeadEntry>,
+    /// The zero-shot prompts (defaults: [`ZeroShotPrompts::default`]).
+    #[serde(default)]
+    pub zero_shot: ZeroShotPrompts,
+    /// Per-output maps from zero-shot scores onto a jury's scale (`easel calibrate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationSet>,
     #[serde(default)]
     pub processor: ProcessorOverrides,
     #[serde(default)]
@@ -87,7 +107,10 @@ impl Manifest {
             format_version: FORMAT_VERSION,
             model_version: model_version.into(),
             base_model: base_model.into(),
-            head: HeadEntry { file: default_head_file(), config: head },
+            scoring: None,
+            head: Some(HeadEntry { file: default_head_file(), config: head }),
+            zero_shot: ZeroShotPrompts::default(),
+            calibration: None,
             processor: ProcessorOverrides { min_pixels: None, max_pixels: Some(DEFAULT_MAX_PIXELS) },
             prompt: PromptSpec::default(),
             generation: GenerationConfig::default(),
@@ -95,12 +118,41 @@ impl Manifest {
         }
     }
 
+    /// A checkpoint without a head: it scores zero-shot with the default prompts.
+    pub fn zero_shot(model_version: impl Into<String>, base_model: impl Into<String>) -> Self {
+        Self {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            model_version: model_version.into(),
+            base_model: base_model.into(),
+            scoring: Some(ScoringMode::ZeroShot),
+            head: None,
+            zero_shot: ZeroShotPrompts::default(),
+            calibration: None,
+            processor: ProcessorOverrides { min_pixels: None, max_pixels: Some(DEFAULT_MAX_PIXELS) },
+            prompt: PromptSpec::default(),
+            generation: GenerationConfig::default(),
+            lora: None,
+        }
+    }
+
+    /// Reads `dir/easel.json`; a folder without one but with a `config.json` (a plain Hugging
+    /// Face download) gets [`Manifest::zero_shot`], named after the folder.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
         if !path.is_file() {
+            if dir.join("config.json").is_file() {
+                let name = dir
+                    .canonicalize()
+                    .ok()
+                    .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "qwen2-vl".to_string());
+                return Ok(Self::zero_shot(name.clone(), name));
+            }
             return Err(ModelError::MissingFile {
                 dir: dir.to_path_buf(),
-                what: format!("{MANIFEST_FILE} (an HF Qwen2-VL folder becomes an Easel checkpoint with easel.json + head.safetensors)"),
+                what: format!("{MANIFEST_FILE} or config.json (an HF Qwen2-VL folder, optionally with easel.json)"),
             });
         }
         let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
@@ -119,6 +171,13 @@ impl Manifest {
         if manifest.model_version.trim().is_empty() {
             return Err(ModelError::invalid(&path, "easel.json", "model_version is empty"));
         }
+        if manifest.scoring == Some(ScoringMode::Head) && manifest.head.is_none() {
+            return Err(ModelError::invalid(&path, "easel.json", "scoring is \"head\" but there is no head section"));
+        }
+        manifest.zero_shot.validate().map_err(|e| ModelError::invalid(&path, "easel.json", e))?;
+        if let Some(calibration) = &manifest.calibration {
+            calibration.validate().map_err(|e| ModelError::invalid(&path, "easel.json calibration", e))?;
+        }
         Ok(manifest)
     }
 
@@ -128,8 +187,34 @@ impl Manifest {
         std::fs::write(&path, text + "\n").map_err(|e| ModelError::io(&path, e))
     }
 
-    pub fn head_path(&self, dir: &Path) -> Result<PathBuf> {
-        safe_join(dir, &self.head.file)
+    /// The head's file, when the manifest names a head.
+    pub fn head_path(&self, dir: &Path) -> Result<Option<PathBuf>> {
+        self.head.as_ref().map(|h| safe_join(dir, &h.file)).transpose()
+    }
+
+    /// How this checkpoint scores: `scoring` when set, else the head when its file is there,
+    /// else zero-shot.
+    pub fn scoring(&self, dir: &Path) -> Result<ScoringMode> {
+        if let Some(mode) = self.scoring {
+            return Ok(mode);
+        }
+        Ok(match self.head_path(dir)? {
+            Some(path) if path.is_file() => ScoringMode::Head,
+            _ => ScoringMode::ZeroShot,
+        })
+    }
+
+    /// The version results are recorded under. Zero-shot scores depend on the prompts and the
+    /// calibration as much as on the weights, so their digest is part of the name:
+    /// `{model_version}+zs-{8 hex}`.
+    pub fn served_version(&self, mode: ScoringMode) -> String {
+        match mode {
+            ScoringMode::Head => self.model_version.clone(),
+            ScoringMode::ZeroShot => {
+                let extra = serde_json::json!({ "calibration": self.calibration });
+                format!("{}+zs-{}", self.model_version, self.zero_shot.fingerprint(&extra))
+            }
+        }
     }
 
     pub fn lora_dir(&self, dir: &Path) -> Result<Option<PathBuf>> {

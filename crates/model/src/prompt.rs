@@ -55,22 +55,27 @@ pub fn encode_prompt(
     merge: usize,
 ) -> Result<Vec<u32>> {
     let encoding = tokenizer.encode(text, true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-    let mut ids = Vec::with_capacity(encoding.len() + grids.iter().map(|g| g.num_tokens(merge)).sum::<usize>());
+    expand_image_placeholders(encoding.get_ids(), image_token_id, grids, merge)
+}
+
+/// Expands each image placeholder of tokenized text to its image's visual tokens, in order.
+pub fn expand_image_placeholders(ids: &[u32], image_token_id: u32, grids: &[Grid], merge: usize) -> Result<Vec<u32>> {
+    let mut out = Vec::with_capacity(ids.len() + grids.iter().map(|g| g.num_tokens(merge)).sum::<usize>());
     let mut grids = grids.iter();
-    for &id in encoding.get_ids() {
+    for &id in ids {
         if id == image_token_id {
             let grid = grids
                 .next()
                 .ok_or_else(|| ModelError::Input("the prompt has more image placeholders than images".into()))?;
-            ids.extend(std::iter::repeat_n(image_token_id, grid.num_tokens(merge)));
+            out.extend(std::iter::repeat_n(image_token_id, grid.num_tokens(merge)));
         } else {
-            ids.push(id);
+            out.push(id);
         }
     }
     if grids.next().is_some() {
         return Err(ModelError::Input("more images than image placeholders in the prompt".into()));
     }
-    Ok(ids)
+    Ok(out)
 }
 
 /// Makes untrusted text safe to place in a prompt: control characters go, and anything that

@@ -28,6 +28,21 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// A cache for `batch` sequences that all start with what this one-sequence cache holds,
+    /// with room for `capacity` positions: a shared prompt prefix run once, continued many ways.
+    pub fn repeat(&self, batch: usize, capacity: usize) -> Result<Self> {
+        let mut out = Self::new(self.layers.len(), capacity.max(self.len()));
+        for (source, target) in self.layers.iter().zip(&mut out.layers) {
+            if let (Some(k), Some(v)) = (source.k()?, source.v()?) {
+                if k.dim(0)? != 1 {
+                    candle_core::bail!("only a one-sequence cache can be repeated, this one holds {}", k.dim(0)?);
+                }
+                target.append(&k.repeat((batch, 1, 1, 1))?, &v.repeat((batch, 1, 1, 1))?)?;
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// `cos`/`sin` tables `[batch, len, head_dim / 2]` for the positions being run.

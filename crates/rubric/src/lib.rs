@@ -173,11 +173,66 @@ impl<T> RubricScores<T> {
     }
 }
 
+/// How a result's scores were made: by a trained regression head on the pooled visual tokens,
+/// or zero-shot from the language model's level-word probabilities (Q-Align). Stored with
+/// every result and served as `scoring`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub enum ScoringMode {
+    #[default]
+    #[serde(rename = "head")]
+    Head,
+    #[serde(rename = "zero-shot")]
+    ZeroShot,
+}
+
+impl ScoringMode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Head => "head",
+            Self::ZeroShot => "zero-shot",
+        }
+    }
+
+    /// Parses the stored or configured name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "head" => Some(Self::Head),
+            "zero-shot" => Some(Self::ZeroShot),
+            _ => None,
+        }
+    }
+}
+
+impl TryFrom<String> for ScoringMode {
+    type Error = String;
+
+    /// For rows: `#[sqlx(try_from = "String")]` reads the `scoring` column.
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Self::parse(&name).ok_or_else(|| format!("unknown scoring mode {name:?}"))
+    }
+}
+
+impl std::fmt::Display for ScoringMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn scoring_modes_round_trip() {
+        for mode in [ScoringMode::Head, ScoringMode::ZeroShot] {
+            assert_eq!(ScoringMode::parse(mode.as_str()), Some(mode));
+            assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{mode}\""));
+        }
+        assert_eq!(ScoringMode::parse("zero_shot"), None);
+    }
 
     #[test]
     fn outputs_are_overall_then_the_criteria() {

@@ -49,7 +49,9 @@ pub fn write_trained(
 ) -> Result<()> {
     let head_tmp = out.join("head.safetensors.tmp");
     candle_core::safetensors::save(head, &head_tmp)?;
-    let head_path = manifest.head_path(out)?;
+    let head_path = manifest
+        .head_path(out)?
+        .ok_or_else(|| TrainError::Config("the trained checkpoint's easel.json names no head".into()))?;
     std::fs::rename(&head_tmp, &head_path).map_err(|e| TrainError::io(&head_path, e))?;
 
     let adapter = out.join(ADAPTER_DIR);

@@ -260,7 +260,7 @@ fn load_setup(config: &TrainConfig, device: &Device, dtype: DType) -> Result<Set
     let hidden = model_config.text.hidden_size;
     let head_hidden = config
         .head_hidden
-        .or(base_manifest.as_ref().map(|m| m.head.config.hidden_dim))
+        .or(base_manifest.as_ref().and_then(|m| m.head.as_ref()).map(|h| h.config.hidden_dim))
         .unwrap_or(1024.min(hidden));
     let head_config = HeadConfig::new(hidden, head_hidden);
     let mut rng = StdRng::seed_from_u64(config.seed);
@@ -282,8 +282,10 @@ fn load_setup(config: &TrainConfig, device: &Device, dtype: DType) -> Result<Set
     if let Some(m) = &base_manifest {
         manifest.base_model = if m.base_model.is_empty() { m.model_version.clone() } else { m.base_model.clone() };
     }
-    manifest.head.config = head_config;
-    manifest.head.file = "head.safetensors".into();
+    // A trained head is what this checkpoint scores with.
+    manifest.head = Some(easel_model::manifest::HeadEntry { file: "head.safetensors".into(), config: head_config });
+    manifest.scoring = Some(easel_model::ScoringMode::Head);
+    manifest.calibration = None;
     manifest.processor.max_pixels = Some(processor.max_pixels);
     Ok(Setup { trainable, processor: image_processor, encoder, manifest })
 }

@@ -371,12 +371,18 @@ fn new_result(claim: &Claimed, version: &str, a: Assessment, fetch_ms: f64, deco
         "generate_ms": a.timings.generate_ms,
         "batch_size": a.timings.batch_size,
     });
+    let uncertainty = a.zero_shot.as_ref().map(|z| z.uncertainty);
+    if let Some(bad) = uncertainty.and_then(|u| u.iter().find(|(_, sd)| !(sd.is_finite() && *sd >= 0.0))) {
+        return Err(Outcome::failed(claim.id, "model.invalid_output", format!("uncertainty of {} is {}", bad.0, bad.1)));
+    }
     Ok(NewResult {
         submission_id: claim.id,
         competition_id: claim.competition_id,
         model_version: version.to_string(),
         score,
         scores,
+        scoring: a.scoring(),
+        uncertainty,
         // The model's text is untrusted: cleaned and capped before it is stored.
         critique: Critique::from_model(&a.critique).into_string(),
         new_tokens: i32::try_from(a.new_tokens).unwrap_or(i32::MAX),

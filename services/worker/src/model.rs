@@ -49,6 +49,7 @@ fn load_dir(settings: &WorkerSettings, dir: &Path) -> anyhow::Result<Assessor> {
     if let Some(max_new_tokens) = settings.max_new_tokens {
         generation.max_new_tokens = max_new_tokens;
     }
-    let options = LoadOptions { device, dtype, generation: Some(generation), max_pixels: None, max_batch: settings.batch_size };
+    let options =
+        LoadOptions { device, dtype, generation: Some(generation), max_pixels: None, max_batch: settings.batch_size, scoring: None };
     Assessor::load(dir, options).with_context(|| format!("loading the checkpoint in {}", dir.display()))
 }

@@ -129,6 +129,9 @@ async fn two_hundred_paintings_in_single_and_bulk_uploads_are_each_scored_once()
         assert!((1.0..=100.0).contains(&value), "{dimension}: {value}");
     }
     assert!(result["timings"]["batch_size"].as_f64().unwrap() >= 1.0, "{result}");
+    // A trained head's scores: no zero-shot uncertainty.
+    assert_eq!(result["scoring"], "head", "{result}");
+    assert!(result["uncertainty"].is_null(), "{result}");
     let version: String = sqlx::query_scalar("SELECT model_version FROM results WHERE submission_id = $1").bind(id).fetch_one(&app.pool).await.unwrap();
     assert_eq!(result["model_version"], version.as_str());
 

@@ -22,3 +22,4 @@ mod recovery;
 mod smoke;
 mod uploads;
 mod versions;
+mod zero_shot;

@@ -18,7 +18,7 @@ WITH page AS (
      AND o.score >= $3 AND o.score <= $4 AND (o.score, r.submission_id) < ($5, $6)
    ORDER BY o.score DESC, r.submission_id DESC LIMIT $7))
 SELECT r.submission_id, s.external_id, r.model_version, r.score, r.overall, r.originality,
-       r.color, r.texture, r.composition, r.content, r.critique, r.new_tokens, r.timings, r.created_at,
+       r.color, r.texture, r.composition, r.content, r.scoring, r.uncertainty, r.critique, r.new_tokens, r.timings, r.created_at,
        o.score AS override_score, COALESCE(o.score, r.score) AS effective_score
 FROM page p
   JOIN results r ON r.submission_id = p.submission_id AND r.model_version = $2

@@ -5,6 +5,8 @@ use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use easel_rubric::ScoringMode;
+
 use super::submissions::{Failure, mark_failed};
 use crate::domain::RubricScores;
 
@@ -17,6 +19,10 @@ pub struct NewResult {
     /// The leaderboard score (rubric-weighted or overall).
     pub score: f32,
     pub scores: RubricScores,
+    /// How the scores were made.
+    pub scoring: ScoringMode,
+    /// Each score's uncertainty (a standard deviation on the 1–100 scale): zero-shot only.
+    pub uncertainty: Option<RubricScores<f32>>,
     pub critique: String,
     pub new_tokens: i32,
     /// Per-stage times in milliseconds.
@@ -59,10 +65,11 @@ pub async fn record_batch(pool: &PgPool, batch: &BatchRecord) -> Result<(), sqlx
             std::array::from_fn(|i| results.iter().map(|r| r.scores.to_array()[i].value()).collect());
         let insert = sqlx::query(
             "INSERT INTO results (id, submission_id, competition_id, model_version, score, overall, originality, \
-                                  color, texture, composition, content, critique, new_tokens, timings, shadow) \
+                                  color, texture, composition, content, critique, new_tokens, timings, shadow, \
+                                  scoring, uncertainty) \
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::real[], $6::real[], $7::real[], \
                                   $8::real[], $9::real[], $10::real[], $11::real[], $12::text[], $13::int4[], $14::jsonb[], \
-                                  $15::bool[]) \
+                                  $15::bool[], $16::text[], $17::jsonb[]) \
              ON CONFLICT (submission_id, model_version) DO UPDATE SET shadow = false \
              WHERE results.shadow AND NOT EXCLUDED.shadow",
         )
@@ -78,6 +85,8 @@ pub async fn record_batch(pool: &PgPool, batch: &BatchRecord) -> Result<(), sqlx
             .bind(results.iter().map(|r| r.new_tokens).collect::<Vec<_>>())
             .bind(results.iter().map(|r| r.timings.clone()).collect::<Vec<_>>())
             .bind(results.iter().map(|r| r.shadow).collect::<Vec<_>>())
+            .bind(results.iter().map(|r| r.scoring.as_str()).collect::<Vec<_>>())
+            .bind(results.iter().map(|r| r.uncertainty.map(Json)).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
@@ -112,6 +121,10 @@ pub struct ResultRecord {
     pub score: f32,
     #[sqlx(flatten)]
     pub scores: RubricScores<f32>,
+    #[sqlx(try_from = "String")]
+    pub scoring: ScoringMode,
+    /// Zero-shot results only.
+    pub uncertainty: Option<Json<RubricScores<f32>>>,
     pub critique: String,
     pub new_tokens: i32,
     pub timings: Json<serde_json::Value>,
@@ -123,7 +136,7 @@ pub struct ResultRecord {
 }
 
 const RESULT_COLUMNS: &str = "r.submission_id, s.external_id, r.model_version, r.score, r.overall, r.originality, \
-     r.color, r.texture, r.composition, r.content, r.critique, r.new_tokens, r.timings, r.created_at, \
+     r.color, r.texture, r.composition, r.content, r.scoring, r.uncertainty, r.critique, r.new_tokens, r.timings, r.created_at, \
      o.score AS override_score, COALESCE(o.score, r.score) AS effective_score";
 
 /// Results with their submissions and overrides.
@@ -258,6 +271,10 @@ pub struct ExportRow {
     pub override_score: Option<f32>,
     /// The override, or else the model's score (null without either).
     pub effective_score: Option<f32>,
+    /// `head` or `zero-shot` (null without a result).
+    pub scoring: Option<String>,
+    /// Each score's uncertainty (zero-shot results only).
+    pub uncertainty: Option<Json<RubricScores<f32>>>,
 }
 
 /// Where an export page ends: the last row's creation time and id.
@@ -276,7 +293,7 @@ pub async fn export_page(
     sqlx::query_as(
         "SELECT s.id AS submission_id, s.external_id, s.status, s.failure_code, r.model_version, r.score, r.overall, \
                 r.originality, r.color, r.texture, r.composition, r.content, r.critique, s.created_at, \
-                o.score AS override_score, COALESCE(o.score, r.score) AS effective_score \
+                o.score AS override_score, COALESCE(o.score, r.score) AS effective_score, r.scoring, r.uncertainty \
          FROM submissions s LEFT JOIN results r ON r.submission_id = s.id AND r.model_version = $2 \
               LEFT JOIN overrides o ON o.submission_id = s.id \
          WHERE s.competition_id = $1 AND ($3::timestamptz IS NULL OR (s.created_at, s.id) > ($3, $4)) \

@@ -47,7 +47,7 @@ enum Format {
     path = "/v1/competitions/{slug}/export.csv",
     params(("slug" = String, Path, description = "The competition"), ExportParams),
     responses(
-        (status = 200, content_type = "text/csv", description = "submission_id, external_id, status, failure_code, model_version, score, overall, originality, color, texture, composition, content, critique, created_at, override_score, effective_score"),
+        (status = 200, content_type = "text/csv", description = "submission_id, external_id, status, failure_code, model_version, score, overall, originality, color, texture, composition, content, critique, created_at, override_score, effective_score, scoring, uncertainty_overall, uncertainty_originality, uncertainty_color, uncertainty_texture, uncertainty_composition, uncertainty_content"),
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
         (status = 403, description = "The key may not read this competition", body = ErrorBody),
@@ -218,6 +218,9 @@ struct CsvRow<'a> {
     created_at: DateTime<Utc>,
     override_score: Option<f32>,
     effective_score: Option<f32>,
+    scoring: Option<Cow<'a, str>>,
+    /// Six cells, `uncertainty_overall` … `uncertainty_content`, in the head's order.
+    uncertainty: [Option<f32>; 6],
 }
 
 impl<'a> From<&'a ExportRow> for CsvRow<'a> {
@@ -235,6 +238,8 @@ impl<'a> From<&'a ExportRow> for CsvRow<'a> {
             created_at,
             override_score,
             effective_score,
+            scoring,
+            uncertainty,
         } = row;
         let text = |cell: &'a Option<String>| cell.as_deref().map(csv_safe);
         Self {
@@ -249,16 +254,21 @@ impl<'a> From<&'a ExportRow> for CsvRow<'a> {
             created_at: *created_at,
             override_score: *override_score,
             effective_score: *effective_score,
+            scoring: text(scoring),
+            uncertainty: uncertainty.as_ref().map_or([None; 6], |u| u.0.to_array().map(Some)),
         }
     }
 }
 
 /// The CSV header row, in `ExportRow`'s field order (its scores flattened).
 fn csv_header() -> Vec<u8> {
+    // A JSON line's `uncertainty` object is six cells here, one per output.
+    let uncertainty = OUTPUTS.map(|name| format!("uncertainty_{name}"));
     let columns: Vec<&str> = ["submission_id", "external_id", "status", "failure_code", "model_version", "score"]
         .into_iter()
         .chain(OUTPUTS)
-        .chain(["critique", "created_at", "override_score", "effective_score"])
+        .chain(["critique", "created_at", "override_score", "effective_score", "scoring"])
+        .chain(uncertainty.iter().map(String::as_str))
         .collect();
     let mut header = columns.join(",").into_bytes();
     header.push(b'\n');
@@ -285,6 +295,8 @@ mod tests {
             created_at: DateTime::<Utc>::UNIX_EPOCH,
             override_score: Some(88.5),
             effective_score: Some(88.5),
+            scoring: Some("zero-shot".into()),
+            uncertainty: Some(sqlx::types::Json(RubricScores::from_array([4.5, 1.0, 2.0, 3.0, 4.0, 5.25]))),
         };
         let mut encoder = Encoder::new(Format::Csv);
         encoder.push(&row).unwrap();
@@ -300,6 +312,9 @@ mod tests {
         assert_eq!(cell("score"), "-0.0");
         assert_eq!(cell("overall"), "71.5");
         assert_eq!(cell("effective_score"), "88.5");
+        assert_eq!(cell("scoring"), "zero-shot");
+        assert_eq!(cell("uncertainty_overall"), "4.5");
+        assert_eq!(cell("uncertainty_content"), "5.25");
         assert_eq!(record.len(), header.len());
     }
 
@@ -309,7 +324,8 @@ mod tests {
         assert_eq!(
             header,
             "submission_id,external_id,status,failure_code,model_version,score,overall,originality,color,texture,\
-             composition,content,critique,created_at,override_score,effective_score\n"
+             composition,content,critique,created_at,override_score,effective_score,scoring,uncertainty_overall,\
+             uncertainty_originality,uncertainty_color,uncertainty_texture,uncertainty_composition,uncertainty_content\n"
         );
         // A submission without a result: empty cells, and nulls in its JSON line, in the same order.
         let row = ExportRow {
@@ -324,16 +340,28 @@ mod tests {
             created_at: DateTime::<Utc>::UNIX_EPOCH,
             override_score: None,
             effective_score: None,
+            scoring: None,
+            uncertainty: None,
         };
         let mut csv = Encoder::new(Format::Csv);
         csv.push(&row).unwrap();
         let text = String::from_utf8(csv.take().to_vec()).unwrap();
-        assert_eq!(text.lines().nth(1).unwrap(), format!("{},,pending,,,,,,,,,,,1970-01-01T00:00:00Z,,", Uuid::nil()));
+        assert_eq!(text.lines().nth(1).unwrap(), format!("{},,pending,,,,,,,,,,,1970-01-01T00:00:00Z,,,,,,,,,", Uuid::nil()));
         let mut jsonl = Encoder::new(Format::JsonLines);
         jsonl.push(&row).unwrap();
         let line = String::from_utf8(jsonl.take().to_vec()).unwrap();
         let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line).unwrap();
-        let columns: Vec<&str> = header.trim_end().split(',').collect();
+        // The JSON line has one `uncertainty` field where the CSV has six columns.
+        let columns: Vec<&str> = header
+            .trim_end()
+            .split(',')
+            .map(|c| if c.starts_with("uncertainty_") { "uncertainty" } else { c })
+            .fold(Vec::new(), |mut columns, c| {
+                if columns.last() != Some(&c) {
+                    columns.push(c);
+                }
+                columns
+            });
         assert_eq!(fields.len(), columns.len());
         let positions: Vec<usize> = columns.iter().map(|c| line.find(&format!("\"{c}\":")).expect(c)).collect();
         assert!(positions.is_sorted(), "{line}");

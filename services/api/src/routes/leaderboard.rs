@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use easel_rubric::ScoringMode;
+
 use super::{Scores, model_version};
 use crate::state::AppState;
 
@@ -47,6 +49,11 @@ pub struct LeaderboardEntry {
     /// The model's score.
     pub score: f32,
     pub scores: Scores,
+    /// How the scores were made: `head` or `zero-shot`.
+    pub scoring: ScoringMode,
+    /// Each score's uncertainty, a standard deviation on the 1–100 scale (zero-shot only).
+    #[schema(value_type = Option<Scores>)]
+    pub uncertainty: Option<Scores>,
     /// An organiser's score in place of the model's (`POST /v1/submissions/{id}/override`).
     pub override_score: Option<f32>,
     /// The override, or else the model's score: what the leaderboard ranks by.
@@ -123,6 +130,8 @@ pub async fn results(
             external_id: r.external_id,
             score: r.score,
             scores: r.scores,
+            scoring: r.scoring,
+            uncertainty: r.uncertainty.map(|u| u.0),
             override_score: r.override_score,
             effective_score: r.effective_score,
             critique: (visibility == Visibility::Full).then_some(r.critique),

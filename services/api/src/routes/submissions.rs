@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use easel_rubric::ScoringMode;
+
 use super::{Scores, model_version};
 use crate::state::AppState;
 
@@ -57,6 +59,12 @@ pub struct ResultView {
     /// The leaderboard score: the rubric-weighted mean, or the overall score.
     pub score: f32,
     pub scores: Scores,
+    /// How the scores were made: `head` (the trained regression head) or `zero-shot` (the
+    /// language model's level words).
+    pub scoring: ScoringMode,
+    /// Each score's uncertainty, a standard deviation on the 1–100 scale (zero-shot only).
+    #[schema(value_type = Option<Scores>)]
+    pub uncertainty: Option<Scores>,
     /// An organiser's score in place of the model's, with its reason.
     #[serde(rename = "override")]
     #[schema(rename = "override")]
@@ -77,6 +85,8 @@ impl ResultView {
             model_version: r.model_version,
             score: r.score,
             scores: r.scores,
+            scoring: r.scoring,
+            uncertainty: r.uncertainty.map(|u| u.0),
             override_,
             effective_score: r.effective_score,
             critique: r.critique,
