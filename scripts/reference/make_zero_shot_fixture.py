@@ -421,7 +421,12 @@ def main() -> None:
 
         cases = []
         table = []
+        pixels = {}
         for fname, (grid, resized, per_dim) in prepared.items():
+            # HF's pixel values of the image (the same for every dimension): the Rust test runs
+            # its model path on them too, so that resampling differences (docs/MODEL.md,
+            # "Preprocessing") and model differences are told apart.
+            pixels[fname] = next(iter(per_dim.values()))[1]["pixel_values"].to(torch.float32).contiguous()
             dims = {}
             for key, (prompt, inputs, _) in per_dim.items():
                 model.model.rope_deltas = None  # cached across calls; reset per prompt
@@ -482,6 +487,8 @@ def main() -> None:
         },
     }
     write_json(out / "reference.json", doc)
+    from safetensors.torch import save_file
+    save_file(pixels, str(out / "pixel_values.safetensors"), metadata={"what": "HF pixel_values per image file"})
 
     print("\nfiles:")
     total = 0

@@ -133,10 +133,7 @@ impl Assessor {
             processor.max_pixels = max;
         }
         let mut vlm = Qwen2Vl::load(dir, &options.device, options.dtype, Some(processor))?;
-        let mode = match options.scoring {
-            Some(mode) => mode,
-            None => manifest.scoring(dir)?,
-        };
+        let mode = options.scoring.unwrap_or_else(|| manifest.scoring());
         let scorer = match mode {
             ScoringMode::Head => {
                 let (Some(entry), Some(path)) = (&manifest.head, manifest.head_path(dir)?) else {
@@ -260,7 +257,7 @@ impl Assessor {
     /// matrix product's blocking (hence its rounding) depends on its row count: one pass over
     /// the whole batch gives a painting bits that change with its batch-mates (docs/MODEL.md,
     /// "Determinism").
-    fn see(&self, images: &[&PreparedImage]) -> Result<Seen> {
+    fn see(&self, images: &[&PreparedImage]) -> Result<Seen<'_>> {
         let vision = &self.vlm.model.vision;
         let (mut features, mut grids) = (Vec::new(), Vec::new());
         for image in images {

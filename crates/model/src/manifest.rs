@@ -18,8 +18,9 @@
 //! `scoring` chooses how the six scores are made: `"head"` (the regression head above) or
 //! `"zero-shot"` (the language model's level words, [`crate::zero_shot`], asked with the
 //! `zero_shot` prompts and mapped through `calibration` when a jury's scores were fitted).
-//! Without `scoring`, a checkpoint with a head file scores with it and one without scores
-//! zero-shot; a folder without `easel.json` (a plain Hugging Face download) scores zero-shot.
+//! Without `scoring`, a manifest with a `head` section scores with the head (its file must be
+//! there) and one without scores zero-shot; a folder without `easel.json` (a plain Hugging Face
+//! download) scores zero-shot.
 
 use std::path::{Path, PathBuf};
 
@@ -192,16 +193,11 @@ impl Manifest {
         self.head.as_ref().map(|h| safe_join(dir, &h.file)).transpose()
     }
 
-    /// How this checkpoint scores: `scoring` when set, else the head when its file is there,
-    /// else zero-shot.
-    pub fn scoring(&self, dir: &Path) -> Result<ScoringMode> {
-        if let Some(mode) = self.scoring {
-            return Ok(mode);
-        }
-        Ok(match self.head_path(dir)? {
-            Some(path) if path.is_file() => ScoringMode::Head,
-            _ => ScoringMode::ZeroShot,
-        })
+    /// How this checkpoint scores: `scoring` when set, else the head when the manifest names
+    /// one (its file must then be there: a trained checkpoint that lost its head is an error,
+    /// never a silent switch to zero-shot), else zero-shot.
+    pub fn scoring(&self) -> ScoringMode {
+        self.scoring.unwrap_or(if self.head.is_some() { ScoringMode::Head } else { ScoringMode::ZeroShot })
     }
 
     /// The version results are recorded under. Zero-shot scores depend on the prompts and the

@@ -52,9 +52,9 @@ fn head_learns_colour_scores_and_the_checkpoint_serves() {
         .map(|&i| ArtworkInput { image: prepare_image(&dataset.examples[i], &LocalFiles, assessor.processor()).unwrap(), description: None })
         .collect();
     let predicted = assessor.score(&inputs).unwrap();
-    let overall: Vec<f32> = predicted.iter().map(|s| s.overall).collect();
+    let overall: Vec<f32> = predicted.iter().map(|s| s.scores.overall).collect();
     let truth: Vec<f32> = held_out.iter().map(|&i| dataset.examples[i].overall).collect();
-    let color: Vec<f32> = predicted.iter().map(|s| s.rubric.color).collect();
+    let color: Vec<f32> = predicted.iter().map(|s| s.scores.rubric.color).collect();
     let color_truth: Vec<f32> = held_out.iter().map(|&i| dataset.examples[i].rubric.color.unwrap()).collect();
     let (r_overall, r_color) = (pearson(&overall, &truth), pearson(&color, &color_truth));
     eprintln!("served checkpoint, held-out Pearson: overall {r_overall:.4}, color {r_color:.4}");
