@@ -22,10 +22,10 @@ fn assert_uncertainty(value: &Value) {
 async fn a_plain_hf_checkpoint_scores_zero_shot_with_uncertainty() {
     let model = zero_shot_model();
     let mut app = TestApp::options().configure(move |s| s.worker.model_dir = model).spawn().await;
-    assert_eq!(app.create_competition("zs", None).await.status(), 201);
+    assert_eq!(app.create_competition("zero-shot-salon", None).await.status(), 201);
     let mut ids = Vec::new();
     for (i, painting) in paintings().iter().take(ENTRIES).enumerate() {
-        ids.push(app.submit_painting("zs", painting, &format!("zs-{i}")).await);
+        ids.push(app.submit_painting("zero-shot-salon", painting, &format!("zs-{i}")).await);
     }
     app.start_worker().await;
     app.wait_until_settled(ENTRIES as i64, Duration::from_secs(120)).await;
@@ -44,7 +44,7 @@ async fn a_plain_hf_checkpoint_scores_zero_shot_with_uncertainty() {
         assert!((1.0..=100.0).contains(&score), "{name}: {score}");
     }
 
-    let (status, page) = app.api_json("/v1/competitions/zs/results").await;
+    let (status, page) = app.api_json("/v1/competitions/zero-shot-salon/results").await;
     assert_eq!(status, 200, "{page}");
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), ENTRIES);
@@ -53,7 +53,7 @@ async fn a_plain_hf_checkpoint_scores_zero_shot_with_uncertainty() {
         assert_uncertainty(&item["uncertainty"]);
     }
 
-    let (status, text) = app.api_text("/v1/competitions/zs/export.csv").await;
+    let (status, text) = app.api_text("/v1/competitions/zero-shot-salon/export.csv").await;
     assert_eq!(status, 200);
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let header = reader.headers().unwrap().clone();
@@ -68,7 +68,7 @@ async fn a_plain_hf_checkpoint_scores_zero_shot_with_uncertainty() {
         }
     }
 
-    let (status, text) = app.api_text("/v1/competitions/zs/export.jsonl").await;
+    let (status, text) = app.api_text("/v1/competitions/zero-shot-salon/export.jsonl").await;
     assert_eq!(status, 200);
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), ENTRIES);
