@@ -123,11 +123,13 @@ impl Levels {
     }
 }
 
-/// A painting's zero-shot reading: the raw scores (before any calibration), their
-/// uncertainties (standard deviations on the 1–100 scale) and the level probabilities.
+/// A painting's zero-shot reading: the raw scores (before any calibration), the uncertainties
+/// and the level probabilities.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZeroShot {
     pub raw: RubricScores<f32>,
+    /// Standard deviations on the 1–100 scale of the served scores: the level distribution's,
+    /// carried through the checkpoint's calibration where it has one.
     pub uncertainty: RubricScores<f32>,
     /// `[p_excellent, p_good, p_fair, p_poor, p_bad]` per output.
     pub levels: RubricScores<[f32; 5]>,
