@@ -1,5 +1,7 @@
 //! `easel eval`: runs a checkpoint over a rated manifest and writes the agreement statistics,
-//! critique similarity and rubric coverage as JSON, Markdown and SVG plots.
+//! pairwise ordering accuracy, critique similarity with its deranged control, rubric coverage
+//! and (zero-shot checkpoints) raw and cross-validated calibrated figures as JSON, Markdown and
+//! SVG plots. docs/TRAINING.md, "Reading the report", explains each number.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -11,7 +13,10 @@ use easel_train::data::{Dataset, Example};
 
 use crate::images::ManifestImages;
 use easel_train::embed::SentenceEmbedder;
-use easel_train::eval::{EvalOptions, evaluate, predict};
+use easel_train::eval::{
+    DEFAULT_DERANGEMENTS, DEFAULT_FOLDS, DEFAULT_ORDERING_GAP, EvalOptions, Served, evaluate,
+    predict,
+};
 use easel_train::report::write_report;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -49,6 +54,16 @@ pub struct EvalArgs {
     /// Score bands for the quadratic weighted kappa.
     #[arg(long, default_value_t = 5)]
     pub bands: usize,
+    /// Pairwise ordering accuracy counts pairs whose true scores differ by at least this much.
+    #[arg(long, default_value_t = DEFAULT_ORDERING_GAP)]
+    pub ordering_gap: f32,
+    /// Derangements (critiques paired with other paintings' expert critiques) the critique
+    /// control averages over.
+    #[arg(long, default_value_t = DEFAULT_DERANGEMENTS)]
+    pub derangements: usize,
+    /// Folds of the cross-validated calibration reported for zero-shot checkpoints.
+    #[arg(long, default_value_t = DEFAULT_FOLDS)]
+    pub folds: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[command(flatten)]
@@ -60,6 +75,12 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> Result<()> {
     if args.bands < 2 {
         bail!("--bands must be at least 2");
+    }
+    if args.folds < 2 {
+        bail!("--folds must be at least 2");
+    }
+    if !(args.ordering_gap.is_finite() && args.ordering_gap >= 0.0) {
+        bail!("--ordering-gap must be a number of points, 0 or more");
     }
     let images = ManifestImages::default();
     let dataset = Dataset::load(&args.data, &images)?;
@@ -109,22 +130,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
         None
     };
 
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(rows.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})")
-            .expect("a valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("assessing");
+    let bar = progress_bar(rows.len(), args.quiet, "assessing");
     let predictions = predict(&assessor, &rows, &images, args.batch, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
 
     let report = evaluate(
         assessor.model_version(),
+        Served::of(&assessor),
         &args.data.display().to_string(),
         &rows,
         &predictions,
@@ -133,13 +145,31 @@ pub fn run(args: EvalArgs) -> Result<()> {
             resamples: args.resamples,
             seed: args.seed,
             bands: args.bands,
+            ordering_gap: args.ordering_gap,
+            derangements: args.derangements,
+            folds: args.folds,
         },
     )?;
     write_report(&report, &args.out)?;
     if let Some(overall) = report.dimensions.first() {
         let a = &overall.agreement;
+        let ordering = overall
+            .ordering
+            .as_ref()
+            .map(|o| format!(", ordering {:.3} of {} pairs", o.accuracy.value, o.pairs))
+            .unwrap_or_default();
+        let gap = report
+            .critique
+            .gap
+            .map(|g| {
+                format!(
+                    ", critique gap {:.3} [{:.3}, {:.3}]",
+                    g.value, g.ci_low, g.ci_high
+                )
+            })
+            .unwrap_or_default();
         eprintln!(
-            "{} rows: overall Pearson {:.3} [{:.3}, {:.3}], MAE {:.2}, QWK {:.3}; report in {}",
+            "{} rows: overall Pearson {:.3} [{:.3}, {:.3}], MAE {:.2}, QWK {:.3}{ordering}{gap}; report in {}",
             report.rows,
             a.pearson.value,
             a.pearson.ci_low,
@@ -150,4 +180,20 @@ pub fn run(args: EvalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The progress bar of a pass over a manifest's rows (`easel eval`, `easel calibrate`).
+pub fn progress_bar(len: usize, quiet: bool, prefix: &'static str) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(len as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
 }

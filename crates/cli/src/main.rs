@@ -2,6 +2,7 @@
 //! checkpoints, and benchmark the model.
 
 mod bench;
+mod calibrate;
 mod device;
 mod dump;
 mod eval;
@@ -36,6 +37,9 @@ enum Command {
     /// Evaluate a checkpoint on a rated manifest: agreement statistics, critique similarity,
     /// rubric coverage; JSON + Markdown report with plots.
     Eval(eval::EvalArgs),
+    /// Fit a zero-shot checkpoint's scores onto a jury's scale from a rated manifest
+    /// (cross-validated); writes a new checkpoint folder that serves them calibrated.
+    Calibrate(calibrate::CalibrateArgs),
     /// Measure the model's speed.
     Bench {
         #[command(subcommand)]
@@ -67,6 +71,7 @@ fn main() -> Result<()> {
         Command::Model { command } => model_cmd::run(command),
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Bench { command } => bench::run(command),
         Command::Keys { command } => keys::run(command),
         Command::Jobs { command } => jobs::run(command),

@@ -1,5 +1,6 @@
 //! Agreement statistics: Pearson and Spearman correlation, MAE, RMSE, percentile bootstrap
-//! confidence intervals, and quadratic weighted kappa on score bands.
+//! confidence intervals, quadratic weighted kappa on score bands, pairwise ordering accuracy,
+//! and the seeded derangements the critique control pairs critiques with.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -164,5 +165,87 @@ pub fn agreement(predicted: &[f32], truth: &[f32], resamples: usize, seed: u64, 
         mae: bootstrap(predicted, truth, resamples, seed.wrapping_add(2), mae),
         rmse: bootstrap(predicted, truth, resamples, seed.wrapping_add(3), rmse),
         qwk: bootstrap(predicted, truth, resamples, seed.wrapping_add(4), |a, b| banded_qwk(a, b, bands)),
+    }
+}
+
+/// A uniformly random derangement of `0..n` (a permutation with no fixed point): `None` for
+/// `n < 2`, where none exists. Shuffles until no index stays put, about e ≈ 2.7 tries.
+pub fn derangement(n: usize, rng: &mut StdRng) -> Option<Vec<usize>> {
+    use rand::seq::SliceRandom;
+    if n < 2 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    loop {
+        order.shuffle(rng);
+        if order.iter().enumerate().all(|(i, &j)| i != j) {
+            return Some(order);
+        }
+    }
+}
+
+/// `count` derangements of `0..n` from `seed` (empty for `n < 2`).
+pub fn derangements(n: usize, count: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count).map_while(|_| derangement(n, &mut rng)).collect()
+}
+
+/// How often a model puts two paintings in the jury's order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairOrder {
+    /// Pairs whose true scores differ by at least the gap asked for.
+    pub pairs: usize,
+    /// Share of those the prediction orders the same way; a predicted tie counts half.
+    pub accuracy: f64,
+}
+
+/// Pairwise ordering accuracy over the pairs whose `truth` differs by at least `min_gap`:
+/// what a competition needs (who ranks above whom) without caring for the scale. Pairs closer
+/// than the gap are left out: raters themselves disagree on their order. `None` when no pair
+/// qualifies.
+pub fn pair_order(predicted: &[f32], truth: &[f32], min_gap: f32) -> Option<PairOrder> {
+    let (mut pairs, mut agreeing) = (0usize, 0f64);
+    for i in 0..truth.len() {
+        for j in i + 1..truth.len() {
+            let dt = truth[j] - truth[i];
+            if dt.abs() < min_gap {
+                continue;
+            }
+            pairs += 1;
+            let dp = predicted[j] - predicted[i];
+            agreeing += if dp == 0.0 {
+                0.5
+            } else if (dp > 0.0) == (dt > 0.0) {
+                1.0
+            } else {
+                0.0
+            };
+        }
+    }
+    (pairs > 0).then(|| PairOrder { pairs, accuracy: agreeing / pairs as f64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_order_on_hand_made_examples() {
+        let truth = [10.0, 30.0, 50.0, 70.0];
+        let perfect = pair_order(&[1.0, 2.0, 3.0, 4.0], &truth, 10.0).unwrap();
+        assert_eq!(perfect, PairOrder { pairs: 6, accuracy: 1.0 });
+        let reversed = pair_order(&[4.0, 3.0, 2.0, 1.0], &truth, 10.0).unwrap();
+        assert_eq!(reversed, PairOrder { pairs: 6, accuracy: 0.0 });
+        let all_tied = pair_order(&[5.0; 4], &truth, 10.0).unwrap();
+        assert_eq!(all_tied.accuracy, 0.5);
+        // The 30 painting scored above the 50 and the 70 (two pairs wrong), and those two tied:
+        // (3 + 0.5) / 6.
+        let mixed = pair_order(&[1.0, 3.0, 2.0, 2.0], &truth, 10.0).unwrap();
+        assert_eq!(mixed, PairOrder { pairs: 6, accuracy: 3.5 / 6.0 });
+        // Only pairs at least 25 apart: 10–50, 10–70 and 30–70.
+        assert_eq!(pair_order(&[1.0, 2.0, 3.0, 4.0], &truth, 25.0).unwrap().pairs, 3);
+        // No pair far enough apart.
+        assert_eq!(pair_order(&[1.0, 2.0, 3.0], &[50.0, 55.0, 59.9], 10.0), None);
+        assert_eq!(pair_order(&[], &[], 10.0), None);
     }
 }

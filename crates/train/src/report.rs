@@ -7,8 +7,8 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::error::{Result, TrainError};
-use crate::eval::EvalReport;
-use crate::metrics::Estimate;
+use crate::eval::{EvalReport, OrderingReport};
+use crate::metrics::{Agreement, Estimate};
 
 pub const SCATTER_SVG: &str = "scatter_overall.svg";
 pub const RESIDUALS_SVG: &str = "residuals_overall.svg";
@@ -44,31 +44,71 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.filter(|x| x.is_finite()).map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into())
 }
 
+/// `n | Pearson r | Spearman ρ | MAE | RMSE | QWK |` of a table row.
+fn agreement_cells(a: &Agreement) -> String {
+    format!(
+        "{} | {} | {} | {} | {} | {} |",
+        a.n,
+        fmt_est(&a.pearson, 3),
+        fmt_est(&a.spearman, 3),
+        fmt_est(&a.mae, 2),
+        fmt_est(&a.rmse, 2),
+        fmt_est(&a.qwk, 3)
+    )
+}
+
+fn fmt_ordering(o: Option<&OrderingReport>) -> String {
+    o.map(|o| format!("{} ({} pairs)", fmt_est(&o.accuracy, 3), o.pairs)).unwrap_or_else(|| "n/a".into())
+}
+
 pub fn markdown(r: &EvalReport) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Evaluation of `{}`\n", r.model_version);
     let _ = writeln!(
         md,
         "Data: `{}`, {} rows. Intervals: 95% percentile bootstrap ({} resamples, seed {}). \
-         Kappa: quadratic weights over {} equal score bands.\n",
-        r.data, r.rows, r.options.resamples, r.options.seed, r.options.bands
+         Kappa: quadratic weights over {} equal score bands. Ordering: the share of pairs whose \
+         true scores differ by at least {} that the model orders the same way (ties count half). \
+         See docs/TRAINING.md, \"Reading the report\".\n",
+        r.data, r.rows, r.options.resamples, r.options.seed, r.options.bands, r.options.ordering_gap
     );
-    let _ = writeln!(md, "## Scores\n");
-    let _ = writeln!(md, "| dimension | n | Pearson r | Spearman ρ | MAE | RMSE | QWK |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let served = match (&r.served.scoring, &r.served.calibration) {
+        (easel_model::ScoringMode::Head, _) => "the regression head's".to_string(),
+        (_, None) => "raw zero-shot (the checkpoint has no calibration)".to_string(),
+        (_, Some(c)) => format!("zero-shot, calibrated by the checkpoint on {} entries (\"{}\")", c.entries, c.note),
+    };
+    let _ = writeln!(md, "## Scores\n\nThe scores are {served}.\n");
+    let _ = writeln!(md, "| dimension | n | Pearson r | Spearman ρ | MAE | RMSE | QWK | ordering |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
     for d in &r.dimensions {
-        let a = &d.agreement;
+        let _ = writeln!(md, "| {} | {} {} |", d.name, agreement_cells(&d.agreement), fmt_ordering(d.ordering.as_ref()));
+    }
+    if r.dimensions.iter().any(|d| d.raw.is_some()) {
+        let _ = writeln!(md, "\n## Zero-shot: raw, as served, calibrated\n");
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            d.name,
-            a.n,
-            fmt_est(&a.pearson, 3),
-            fmt_est(&a.spearman, 3),
-            fmt_est(&a.mae, 2),
-            fmt_est(&a.rmse, 2),
-            fmt_est(&a.qwk, 3)
+            "*raw*: the zero-shot scores before any calibration. *as served*: what the checkpoint \
+             reports (the table above). *calibrated (CV)*: each row's raw score through a calibration \
+             fitted on the other folds' rows, never its own."
         );
+        if r.served.calibration.is_some() {
+            let _ = writeln!(
+                md,
+                "If the checkpoint was calibrated on these rows, *as served* is in-sample and flatters it; \
+                 *calibrated (CV)* is the fair figure."
+            );
+        }
+        let _ = writeln!(md, "\n| dimension | scores | n | Pearson r | Spearman ρ | MAE | RMSE | QWK |");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        for d in &r.dimensions {
+            if let Some(raw) = &d.raw {
+                let _ = writeln!(md, "| {} | raw | {}", d.name, agreement_cells(raw));
+            }
+            let _ = writeln!(md, "| {} | as served | {}", d.name, agreement_cells(&d.agreement));
+            if let Some(cv) = &d.calibrated_cv {
+                let _ = writeln!(md, "| {} | calibrated (CV, {} folds, {}) | {}", d.name, cv.folds, cv.method, agreement_cells(&cv.agreement));
+            }
+        }
     }
     let _ = writeln!(md, "\n![predicted vs true]({SCATTER_SVG})\n\n![residuals]({RESIDUALS_SVG})\n\n![per dimension]({DIMENSIONS_SVG})\n");
     if !r.raters.model_vs_rater.is_empty() {
@@ -90,7 +130,25 @@ pub fn markdown(r: &EvalReport) -> String {
     let _ = writeln!(md, "## Critiques\n");
     match (&c.similarity, &c.embedder) {
         (Some(s), Some(name)) => {
-            let _ = writeln!(md, "Cosine similarity to the expert critiques ({name}, {} pairs): {}.\n", c.pairs, fmt_est(s, 3));
+            let _ = writeln!(md, "Cosine similarity to the expert critiques ({name}, {} pairs):\n", c.pairs);
+            let _ = writeln!(md, "| pairing | mean cosine |");
+            let _ = writeln!(md, "|---|---|");
+            let _ = writeln!(md, "| each critique with its own painting's expert critique | {} |", fmt_est(s, 3));
+            if let (Some(deranged), Some(gap)) = (&c.deranged_similarity, &c.gap) {
+                let _ = writeln!(
+                    md,
+                    "| with another painting's (mean of {} derangements) | {} |\n| **gap** (own − another's) | **{}** |",
+                    c.derangements,
+                    fmt_est(deranged, 3),
+                    fmt_est(gap, 3)
+                );
+            }
+            let _ = writeln!(
+                md,
+                "\nSimilarity alone rewards house style: a critique of the wrong painting scores nearly as \
+                 well. The gap is the part that is about the painting; an interval that reaches 0 means the \
+                 critiques are not shown to be about their paintings.\n"
+            );
         }
         _ => {
             let _ = writeln!(md, "Critique similarity: not computed ({} pairs; needs expert critiques, generated critiques and the sentence-embedding model).\n", c.pairs);
