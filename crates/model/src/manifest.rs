@@ -102,20 +102,12 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// A checkpoint that scores with a trained head (`head.safetensors`).
     pub fn new(model_version: impl Into<String>, base_model: impl Into<String>, head: HeadConfig) -> Self {
         Self {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
-            model_version: model_version.into(),
-            base_model: base_model.into(),
             scoring: None,
             head: Some(HeadEntry { file: default_head_file(), config: head }),
-            zero_shot: ZeroShotPrompts::default(),
-            calibration: None,
-            processor: ProcessorOverrides { min_pixels: None, max_pixels: Some(DEFAULT_MAX_PIXELS) },
-            prompt: PromptSpec::default(),
-            generation: GenerationConfig::default(),
-            lora: None,
+            ..Self::zero_shot(model_version, base_model)
         }
     }
 
