@@ -282,7 +282,6 @@ impl Assessor {
         let start = Instant::now();
         let scored = self.scores_of(&seen)?;
         let head_ms = ms_since(start);
-        let merged = Tensor::cat(&seen.features, 0)?;
         let grids = &seen.grids;
 
         let start = Instant::now();
@@ -299,6 +298,8 @@ impl Assessor {
                     Ok(Request { input_ids, grids: vec![*grid] })
                 })
                 .collect::<Result<Vec<_>>>()?;
+            // Every image's visual tokens in one tensor, only when a critique is written.
+            let merged = Tensor::cat(&seen.features, 0)?;
             let generated = generate(model, &requests, Some(&merged), &self.generation, &self.vlm.eos_ids)?;
             generated
                 .into_iter()
