@@ -58,7 +58,8 @@ pub struct ParityArgs {
 
 #[derive(Args, Clone)]
 pub struct ModelBenchArgs {
-    /// Model shape: tiny, qwen2-vl-2b or qwen2-vl-7b.
+    /// Model shape: tiny, qwen2-vl-2b, qwen2-vl-7b, qwen2.5-vl-tiny, qwen2.5-vl-3b or
+    /// qwen2.5-vl-7b.
     #[arg(long, default_value = "tiny")]
     pub preset: String,
     /// Build the weights at random directly on the device (required: checkpoints of the real
@@ -271,11 +272,8 @@ pub(crate) fn random_model(
     dtype: DType,
     seed: u64,
 ) -> Result<(Config, Qwen2VlModel)> {
-    let vocab = match preset {
-        Preset::Tiny => 272,
-        Preset::Qwen2Vl2b => 151_936,
-        Preset::Qwen2Vl7b => 152_064,
-    };
+    // The tiny presets' byte-level tokenizer: 256 bytes and 14 special tokens, padded to 272.
+    let vocab = preset.vocab_size().unwrap_or(272);
     let config = Config::from_value(&preset.config_json(vocab, vocab as u32 - 16))?;
     if !device.is_cpu() {
         // candle's CPU random source cannot be seeded; a benchmark's weights need not repeat.

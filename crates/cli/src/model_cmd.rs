@@ -8,7 +8,7 @@ use easel_model::init::{InitOptions, Preset, init_checkpoint_with};
 
 #[derive(Subcommand)]
 pub enum ModelCommand {
-    /// Write a random-weight Easel checkpoint in the real Qwen2-VL layout and shapes.
+    /// Write a random-weight Easel checkpoint in the real Qwen2-VL or Qwen2.5-VL layout and shapes.
     Init(InitArgs),
     /// Run the plain Qwen2-VL (no head) on one user message and save its tensors.
     Dump(crate::dump::DumpArgs),
@@ -18,14 +18,15 @@ pub enum ModelCommand {
 
 #[derive(Args)]
 pub struct InitArgs {
-    /// tiny (CPU-sized, for tests and demos), qwen2-vl-2b or qwen2-vl-7b (real shapes).
+    /// tiny or qwen2.5-vl-tiny (CPU-sized, for tests and demos); qwen2-vl-2b, qwen2-vl-7b,
+    /// qwen2.5-vl-3b or qwen2.5-vl-7b (real shapes).
     #[arg(long, default_value = "tiny")]
     pub preset: String,
     #[arg(long)]
     pub out: PathBuf,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// A Qwen tokenizer.json; required by the 2B and 7B presets.
+    /// A Qwen tokenizer.json; required by the real-shape presets.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
 }

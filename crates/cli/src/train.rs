@@ -298,7 +298,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 #[derive(Args, Clone)]
 pub struct TrainBenchArgs {
-    /// Model shape: tiny, qwen2-vl-2b or qwen2-vl-7b.
+    /// Model shape: tiny, qwen2-vl-2b, qwen2-vl-7b, qwen2.5-vl-tiny, qwen2.5-vl-3b or
+    /// qwen2.5-vl-7b.
     #[arg(long, default_value = "tiny")]
     pub preset: String,
     /// Build the weights at random directly on the device (required).

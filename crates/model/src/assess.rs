@@ -333,7 +333,7 @@ impl Assessor {
 struct Seen<'a> {
     features: Vec<Tensor>,
     grids: Vec<Grid>,
-    vision: &'a crate::vision::VisionTransformer,
+    vision: &'a crate::vision::VisionTower,
 }
 
 impl Seen<'_> {

@@ -1,9 +1,13 @@
-//! `config.json` of a Qwen2-VL checkpoint, in both layouts found in the wild:
+//! `config.json` of a Qwen2-VL or Qwen2.5-VL checkpoint, in both layouts found in the wild:
 //!
-//! * the hub's flat layout (`Qwen/Qwen2-VL-7B-Instruct`): text fields at the top level,
-//!   `rope_scaling: {type: "mrope", mrope_section: [16, 24, 24]}`, `vision_config.in_chans`;
+//! * the hub's flat layout (`Qwen/Qwen2-VL-7B-Instruct`, `Qwen/Qwen2.5-VL-3B-Instruct`): text
+//!   fields at the top level, `rope_scaling: {type: "mrope", mrope_section: [16, 24, 24]}`,
+//!   `vision_config.in_chans`;
 //! * transformers 5's nested layout: `text_config` with `rope_parameters: {rope_theta,
 //!   mrope_section, …}`, `vision_config.in_channels`, token ids at the top level.
+//!
+//! `model_type` picks the vision tower ([`VisionKind`]); the language model is read the same
+//! way for both.
 
 use std::path::Path;
 
@@ -13,27 +17,36 @@ use serde_json::Value;
 use crate::error::{ModelError, Result};
 use crate::layers::Activation;
 
-/// The vision tower's hyper-parameters.
+/// Which vision tower a checkpoint has, from `config.json`'s `model_type`. The language model
+/// is the same Qwen2 with M-RoPE for both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VisionKind {
+    /// Qwen2-VL (`qwen2_vl`): LayerNorm, a two-layer MLP (`fc1`, `fc2`), every block attends
+    /// to its whole image.
+    Qwen2,
+    /// Qwen2.5-VL (`qwen2_5_vl`): RMSNorm, a gated MLP (`gate_proj`, `up_proj`, `down_proj`),
+    /// attention within windows of `window_size` pixels except in the full-attention blocks.
+    Qwen25 { window_size: usize, fullatt_block_indexes: Vec<usize> },
+}
+
+/// The vision tower's hyper-parameters, resolved from either model's `vision_config` (the two
+/// spell the widths differently: see [`Qwen2VisionJson`] and [`Qwen25VisionJson`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VisionConfig {
+    pub kind: VisionKind,
     pub depth: usize,
+    /// Width of the vision blocks.
     pub embed_dim: usize,
     /// Width of the merger's output, i.e. the language model's hidden size.
-    pub hidden_size: usize,
-    #[serde(default = "default_vision_act")]
+    pub out_hidden_size: usize,
     pub hidden_act: Activation,
-    #[serde(default = "default_mlp_ratio")]
-    pub mlp_ratio: f64,
+    /// Width of the blocks' MLP.
+    pub intermediate_size: usize,
     pub num_heads: usize,
-    #[serde(default = "default_in_channels", alias = "in_chans")]
     pub in_channels: usize,
-    #[serde(default = "default_patch_size")]
     pub patch_size: usize,
-    #[serde(default = "default_merge_size")]
     pub spatial_merge_size: usize,
-    #[serde(default = "default_temporal_patch_size")]
     pub temporal_patch_size: usize,
-    #[serde(default = "default_vision_theta")]
     pub rope_theta: f64,
 }
 
@@ -41,12 +54,104 @@ impl VisionConfig {
     pub fn head_dim(&self) -> usize {
         self.embed_dim / self.num_heads
     }
-    pub fn mlp_hidden(&self) -> usize {
-        (self.embed_dim as f64 * self.mlp_ratio) as usize
-    }
     /// Length of one flattened patch: channels × temporal × patch × patch (1176 for Qwen2-VL).
     pub fn patch_len(&self) -> usize {
         self.in_channels * self.temporal_patch_size * self.patch_size * self.patch_size
+    }
+    /// Side of an attention window in merged tokens (112 px / 14 px / 2 = 4), for a windowed
+    /// tower.
+    pub fn window_tokens(&self) -> Option<usize> {
+        match &self.kind {
+            VisionKind::Qwen2 => None,
+            VisionKind::Qwen25 { window_size, .. } => {
+                Some(window_size / self.spatial_merge_size / self.patch_size)
+            }
+        }
+    }
+}
+
+/// Qwen2-VL's `vision_config`: `embed_dim` is the blocks' width, `hidden_size` the merger's
+/// output.
+#[derive(Debug, Clone, Deserialize)]
+struct Qwen2VisionJson {
+    depth: usize,
+    embed_dim: usize,
+    hidden_size: usize,
+    #[serde(default = "quick_gelu")]
+    hidden_act: Activation,
+    #[serde(default = "default_mlp_ratio")]
+    mlp_ratio: f64,
+    num_heads: usize,
+    #[serde(default = "default_in_channels", alias = "in_chans")]
+    in_channels: usize,
+    #[serde(default = "default_patch_size")]
+    patch_size: usize,
+    #[serde(default = "default_merge_size")]
+    spatial_merge_size: usize,
+    #[serde(default = "default_temporal_patch_size")]
+    temporal_patch_size: usize,
+}
+
+impl From<Qwen2VisionJson> for VisionConfig {
+    fn from(v: Qwen2VisionJson) -> Self {
+        Self {
+            kind: VisionKind::Qwen2,
+            depth: v.depth,
+            embed_dim: v.embed_dim,
+            out_hidden_size: v.hidden_size,
+            hidden_act: v.hidden_act,
+            intermediate_size: (v.embed_dim as f64 * v.mlp_ratio) as usize,
+            num_heads: v.num_heads,
+            in_channels: v.in_channels,
+            patch_size: v.patch_size,
+            spatial_merge_size: v.spatial_merge_size,
+            temporal_patch_size: v.temporal_patch_size,
+            rope_theta: default_vision_theta(),
+        }
+    }
+}
+
+/// Qwen2.5-VL's `vision_config`: unlike Qwen2-VL's, `hidden_size` is the blocks' width and
+/// `out_hidden_size` the merger's output. Defaults are `Qwen2_5_VLVisionConfig`'s.
+#[derive(Debug, Clone, Deserialize)]
+struct Qwen25VisionJson {
+    depth: usize,
+    hidden_size: usize,
+    out_hidden_size: usize,
+    #[serde(default = "silu")]
+    hidden_act: Activation,
+    intermediate_size: usize,
+    num_heads: usize,
+    #[serde(default = "default_in_channels", alias = "in_chans")]
+    in_channels: usize,
+    #[serde(default = "default_patch_size")]
+    patch_size: usize,
+    #[serde(default = "default_merge_size")]
+    spatial_merge_size: usize,
+    #[serde(default = "default_temporal_patch_size")]
+    temporal_patch_size: usize,
+    #[serde(default = "default_window_size")]
+    window_size: usize,
+    #[serde(default = "default_fullatt_blocks")]
+    fullatt_block_indexes: Vec<usize>,
+}
+
+impl From<Qwen25VisionJson> for VisionConfig {
+    fn from(v: Qwen25VisionJson) -> Self {
+        Self {
+            kind: VisionKind::Qwen25 { window_size: v.window_size, fullatt_block_indexes: v.fullatt_block_indexes },
+            depth: v.depth,
+            embed_dim: v.hidden_size,
+            out_hidden_size: v.out_hidden_size,
+            hidden_act: v.hidden_act,
+            intermediate_size: v.intermediate_size,
+            num_heads: v.num_heads,
+            in_channels: v.in_channels,
+            patch_size: v.patch_size,
+            spatial_merge_size: v.spatial_merge_size,
+            temporal_patch_size: v.temporal_patch_size,
+            rope_theta: default_vision_theta(),
+        }
     }
 }
 
@@ -74,7 +179,7 @@ impl TextConfig {
     }
 }
 
-/// A whole Qwen2-VL configuration.
+/// A whole Qwen2-VL or Qwen2.5-VL configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     pub text: TextConfig,
@@ -87,8 +192,11 @@ pub struct Config {
     pub eos_token_ids: Vec<u32>,
 }
 
-fn default_vision_act() -> Activation {
+fn quick_gelu() -> Activation {
     Activation::QuickGelu
+}
+fn silu() -> Activation {
+    Activation::Silu
 }
 fn default_mlp_ratio() -> f64 {
     4.0
@@ -108,6 +216,12 @@ fn default_temporal_patch_size() -> usize {
 fn default_vision_theta() -> f64 {
     10_000.0
 }
+fn default_window_size() -> usize {
+    112
+}
+fn default_fullatt_blocks() -> Vec<usize> {
+    vec![7, 15, 23, 31]
+}
 
 impl Config {
     /// Reads and validates `config.json`.
@@ -116,7 +230,7 @@ impl Config {
         let value: Value =
             serde_json::from_str(&text).map_err(|e| ModelError::invalid(path, "config.json", e))?;
         Self::from_value(&value).map_err(|e| match e {
-            ModelError::Config(message) => ModelError::invalid(path, "Qwen2-VL config.json", message),
+            ModelError::Config(message) => ModelError::invalid(path, "Qwen2-VL / Qwen2.5-VL config.json", message),
             other => other,
         })
     }
@@ -124,13 +238,7 @@ impl Config {
     /// Resolves either layout into one [`Config`].
     pub fn from_value(root: &Value) -> Result<Self> {
         let root = root.as_object().ok_or_else(|| config_err("the top level is not an object"))?;
-        if let Some(model_type) = root.get("model_type").and_then(Value::as_str)
-            && model_type != "qwen2_vl"
-        {
-            return Err(config_err(format!(
-                "model_type is {model_type:?}; Easel runs Qwen2-VL (model_type \"qwen2_vl\")"
-            )));
-        }
+        let vision = vision_config(root)?;
         let nested = root.get("text_config").and_then(Value::as_object);
         // A field of the language model: in `text_config` (transformers 5) or at the top level.
         let text_field = |key: &str| -> Option<&Value> {
@@ -181,19 +289,6 @@ impl Config {
             tie_word_embeddings,
         };
 
-        let vision_value = root
-            .get("vision_config")
-            .ok_or_else(|| config_err("missing vision_config"))?;
-        let mut vision: VisionConfig = serde_json::from_value(vision_value.clone())
-            .map_err(|e| config_err(format!("vision_config: {e}")))?;
-        if let Some(theta) = vision_value
-            .get("rope_parameters")
-            .and_then(|r| r.get("rope_theta"))
-            .and_then(Value::as_f64)
-        {
-            vision.rope_theta = theta;
-        }
-
         let token = |key: &str, default: u32| -> u32 {
             text_field(key).and_then(Value::as_u64).map(|v| v as u32).unwrap_or(default)
         };
@@ -228,7 +323,8 @@ impl Config {
             ("num_attention_heads", t.num_attention_heads),
             ("num_key_value_heads", t.num_key_value_heads),
             ("vision_config.depth", v.depth),
-            ("vision_config.embed_dim", v.embed_dim),
+            ("the vision width", v.embed_dim),
+            ("the vision MLP width", v.intermediate_size),
             ("vision_config.num_heads", v.num_heads),
             ("vision_config.patch_size", v.patch_size),
             ("vision_config.spatial_merge_size", v.spatial_merge_size),
@@ -256,20 +352,58 @@ impl Config {
         }
         if v.embed_dim % v.num_heads != 0 || v.head_dim() % 4 != 0 {
             return Err(config_err(
-                "vision embed_dim/num_heads must be a multiple of 4 (2-D rotary embeddings)",
+                "the vision width / num_heads must be a multiple of 4 (2-D rotary embeddings)",
             ));
         }
-        if v.hidden_size != t.hidden_size {
+        if v.out_hidden_size != t.hidden_size {
+            let field = match v.kind {
+                VisionKind::Qwen2 => "hidden_size",
+                VisionKind::Qwen25 { .. } => "out_hidden_size",
+            };
             return Err(config_err(format!(
-                "vision_config.hidden_size {} differs from the language model's hidden_size {}",
-                v.hidden_size, t.hidden_size
+                "vision_config.{field} {} (the merger's output) differs from the language model's hidden_size {}",
+                v.out_hidden_size, t.hidden_size
             )));
+        }
+        if let VisionKind::Qwen25 { window_size, fullatt_block_indexes } = &v.kind {
+            let unit = v.patch_size * v.spatial_merge_size;
+            if *window_size == 0 || window_size % unit != 0 {
+                return Err(config_err(format!(
+                    "vision_config.window_size {window_size} must be a positive multiple of patch_size × spatial_merge_size = {unit}"
+                )));
+            }
+            if let Some(i) = fullatt_block_indexes.iter().find(|&&i| i >= v.depth) {
+                return Err(config_err(format!(
+                    "vision_config.fullatt_block_indexes names block {i}, the tower has {}",
+                    v.depth
+                )));
+            }
         }
         if self.image_token_id as usize >= t.vocab_size {
             return Err(config_err("image_token_id is outside the vocabulary"));
         }
         Ok(())
     }
+}
+
+/// The vision tower's config, read the way `model_type` says (a config without one is read as
+/// Qwen2-VL's, the first model Easel ran).
+fn vision_config(root: &serde_json::Map<String, Value>) -> Result<VisionConfig> {
+    let value = root.get("vision_config").ok_or_else(|| config_err("missing vision_config"))?.clone();
+    let err = |e: serde_json::Error| config_err(format!("vision_config: {e}"));
+    let mut vision: VisionConfig = match root.get("model_type").and_then(Value::as_str) {
+        None | Some("qwen2_vl") => serde_json::from_value::<Qwen2VisionJson>(value.clone()).map_err(err)?.into(),
+        Some("qwen2_5_vl") => serde_json::from_value::<Qwen25VisionJson>(value.clone()).map_err(err)?.into(),
+        Some(other) => {
+            return Err(config_err(format!(
+                "model_type is {other:?}; Easel runs Qwen2-VL (\"qwen2_vl\") and Qwen2.5-VL (\"qwen2_5_vl\")"
+            )));
+        }
+    };
+    if let Some(theta) = value.get("rope_parameters").and_then(|r| r.get("rope_theta")).and_then(Value::as_f64) {
+        vision.rope_theta = theta;
+    }
+    Ok(vision)
 }
 
 fn config_err(message: impl Into<String>) -> ModelError {
@@ -307,6 +441,8 @@ mod tests {
         assert_eq!(c.text.mrope_section, vec![16, 24, 24]);
         assert_eq!(c.vision.in_channels, 3);
         assert_eq!(c.vision.hidden_act, Activation::QuickGelu);
+        assert_eq!(c.vision.kind, VisionKind::Qwen2);
+        assert_eq!((c.vision.embed_dim, c.vision.out_hidden_size, c.vision.intermediate_size), (1280, 3584, 5120));
         assert_eq!(c.image_token_id, 151_655);
         assert_eq!(c.eos_token_ids, vec![151_645]);
     }
@@ -331,6 +467,77 @@ mod tests {
         assert_eq!(c.text.num_key_value_heads, 2);
         assert_eq!(c.eos_token_ids, vec![151_645, 151_643]);
         assert_eq!(c.vision.rope_theta, 10_000.0);
+    }
+
+    /// `Qwen/Qwen2.5-VL-3B-Instruct`'s config.json (hub layout).
+    fn hub_qwen25_3b() -> Value {
+        json!({
+            "architectures": ["Qwen2_5_VLForConditionalGeneration"],
+            "attention_dropout": 0.0, "bos_token_id": 151643, "eos_token_id": 151645,
+            "vision_start_token_id": 151652, "vision_end_token_id": 151653, "vision_token_id": 151654,
+            "image_token_id": 151655, "video_token_id": 151656, "hidden_act": "silu",
+            "hidden_size": 2048, "initializer_range": 0.02, "intermediate_size": 11008,
+            "max_position_embeddings": 128000, "max_window_layers": 70, "model_type": "qwen2_5_vl",
+            "num_attention_heads": 16, "num_hidden_layers": 36, "num_key_value_heads": 2,
+            "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768,
+            "tie_word_embeddings": true, "torch_dtype": "bfloat16", "use_cache": true,
+            "use_sliding_window": false,
+            "vision_config": {"depth": 32, "hidden_act": "silu", "hidden_size": 1280,
+                "intermediate_size": 3420, "num_heads": 16, "in_chans": 3, "out_hidden_size": 2048,
+                "patch_size": 14, "spatial_merge_size": 2, "spatial_patch_size": 14,
+                "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31],
+                "tokens_per_second": 2, "temporal_patch_size": 2},
+            "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+            "vocab_size": 151936
+        })
+    }
+
+    #[test]
+    fn reads_qwen25_hub_layout() {
+        let c = Config::from_value(&hub_qwen25_3b()).expect("valid");
+        let v = &c.vision;
+        assert_eq!(v.kind, VisionKind::Qwen25 { window_size: 112, fullatt_block_indexes: vec![7, 15, 23, 31] });
+        // 2.5's hidden_size is the blocks' width, out_hidden_size the merger's output.
+        assert_eq!((v.embed_dim, v.out_hidden_size, v.intermediate_size), (1280, 2048, 3420));
+        assert_eq!(v.hidden_act, Activation::Silu);
+        assert_eq!(v.window_tokens(), Some(4));
+        assert_eq!(v.patch_len(), 1176);
+        assert_eq!(c.text.hidden_size, 2048);
+        assert!(c.text.tie_word_embeddings);
+    }
+
+    #[test]
+    fn reads_qwen25_nested_layout() {
+        let v = json!({
+            "model_type": "qwen2_5_vl", "image_token_id": 151655, "tie_word_embeddings": false,
+            "text_config": {"vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944,
+                "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0,
+                    "mrope_section": [16, 24, 24]}},
+            "vision_config": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420,
+                "num_heads": 16, "in_channels": 3, "out_hidden_size": 3584,
+                "rope_parameters": {"rope_type": "axial", "rope_theta": 10000.0}}
+        });
+        let c = Config::from_value(&v).expect("valid");
+        assert_eq!(c.vision.kind, VisionKind::Qwen25 { window_size: 112, fullatt_block_indexes: vec![7, 15, 23, 31] });
+        assert_eq!(c.vision.out_hidden_size, 3584);
+    }
+
+    #[test]
+    fn rejects_inconsistent_qwen25_configs() {
+        let mut v = hub_qwen25_3b();
+        v["vision_config"]["out_hidden_size"] = json!(1280);
+        assert!(matches!(Config::from_value(&v), Err(ModelError::Config(m)) if m.contains("out_hidden_size")));
+        let mut v = hub_qwen25_3b();
+        v["vision_config"]["fullatt_block_indexes"] = json!([7, 32]);
+        assert!(matches!(Config::from_value(&v), Err(ModelError::Config(m)) if m.contains("fullatt_block_indexes")));
+        let mut v = hub_qwen25_3b();
+        v["vision_config"]["window_size"] = json!(100);
+        assert!(matches!(Config::from_value(&v), Err(ModelError::Config(m)) if m.contains("window_size")));
+        // A Qwen2-VL vision_config under qwen2_5_vl lacks out_hidden_size.
+        let mut v = hub_7b();
+        v["model_type"] = json!("qwen2_5_vl");
+        assert!(matches!(Config::from_value(&v), Err(ModelError::Config(m)) if m.contains("vision_config")));
     }
 
     #[test]

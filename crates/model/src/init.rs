@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::config::Config;
+use crate::config::{Config, VisionKind};
 use crate::error::{ModelError, Result};
 use crate::head::HeadConfig;
 use crate::manifest::Manifest;
@@ -42,18 +42,36 @@ pub enum Preset {
     Qwen2Vl2b,
     /// `Qwen/Qwen2-VL-7B-Instruct`'s shapes.
     Qwen2Vl7b,
+    /// A tiny Qwen2.5-VL: one windowed and one full-attention vision block.
+    Qwen25VlTiny,
+    /// `Qwen/Qwen2.5-VL-3B-Instruct`'s shapes.
+    Qwen25Vl3b,
+    /// `Qwen/Qwen2.5-VL-7B-Instruct`'s shapes.
+    Qwen25Vl7b,
+}
+
+/// The language model's shape in a preset.
+struct TextShape {
+    hidden: usize,
+    intermediate: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+    tie: bool,
+    max_positions: usize,
 }
 
 impl Preset {
-    pub const NAMES: [&'static str; 3] = ["tiny", "qwen2-vl-2b", "qwen2-vl-7b"];
+    pub const ALL: [Self; 6] =
+        [Self::Tiny, Self::Qwen2Vl2b, Self::Qwen2Vl7b, Self::Qwen25VlTiny, Self::Qwen25Vl3b, Self::Qwen25Vl7b];
+    pub const NAMES: [&'static str; 6] =
+        ["tiny", "qwen2-vl-2b", "qwen2-vl-7b", "qwen2.5-vl-tiny", "qwen2.5-vl-3b", "qwen2.5-vl-7b"];
 
     pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "tiny" => Ok(Self::Tiny),
-            "qwen2-vl-2b" => Ok(Self::Qwen2Vl2b),
-            "qwen2-vl-7b" => Ok(Self::Qwen2Vl7b),
-            other => Err(ModelError::Input(format!("unknown preset {other:?}; expected one of {:?}", Self::NAMES))),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| ModelError::Input(format!("unknown preset {name:?}; expected one of {:?}", Self::NAMES)))
     }
 
     pub fn name(self) -> &'static str {
@@ -61,17 +79,68 @@ impl Preset {
             Self::Tiny => "tiny",
             Self::Qwen2Vl2b => "qwen2-vl-2b",
             Self::Qwen2Vl7b => "qwen2-vl-7b",
+            Self::Qwen25VlTiny => "qwen2.5-vl-tiny",
+            Self::Qwen25Vl3b => "qwen2.5-vl-3b",
+            Self::Qwen25Vl7b => "qwen2.5-vl-7b",
         }
+    }
+
+    /// CPU-sized, with a byte-level tokenizer, rather than a real model's shape.
+    pub fn is_tiny(self) -> bool {
+        matches!(self, Self::Tiny | Self::Qwen25VlTiny)
+    }
+
+    /// The real model's vocabulary (Qwen's tokenizer padded); `None` for the tiny presets,
+    /// whose vocabulary follows their tokenizer.
+    pub fn vocab_size(self) -> Option<usize> {
+        match self {
+            Self::Tiny | Self::Qwen25VlTiny => None,
+            Self::Qwen2Vl2b | Self::Qwen25Vl3b => Some(151_936),
+            Self::Qwen2Vl7b | Self::Qwen25Vl7b => Some(152_064),
+        }
+    }
+
+    fn text_shape(self) -> TextShape {
+        let (hidden, intermediate, layers, heads, kv_heads, tie, max_positions) = match self {
+            Self::Tiny | Self::Qwen25VlTiny => (64, 128, 2, 4, 2, false, 32_768),
+            Self::Qwen2Vl2b => (1536, 8960, 28, 12, 2, true, 32_768),
+            Self::Qwen2Vl7b => (3584, 18944, 28, 28, 4, false, 32_768),
+            Self::Qwen25Vl3b => (2048, 11008, 36, 16, 2, true, 128_000),
+            Self::Qwen25Vl7b => (3584, 18944, 28, 28, 4, false, 128_000),
+        };
+        TextShape { hidden, intermediate, layers, heads, kv_heads, tie, max_positions }
+    }
+
+    /// `vision_config` as the hub writes it for this preset's model (Qwen2-VL and Qwen2.5-VL
+    /// spell the widths differently), the merger's output being `text_hidden`.
+    fn vision_json(self, text_hidden: usize) -> Value {
+        let common = json!({"in_chans": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2});
+        let specific = match self {
+            Self::Tiny => json!({"depth": 2, "embed_dim": 32, "num_heads": 4, "mlp_ratio": 4, "hidden_size": text_hidden}),
+            Self::Qwen2Vl2b | Self::Qwen2Vl7b => {
+                json!({"depth": 32, "embed_dim": 1280, "num_heads": 16, "mlp_ratio": 4, "hidden_size": text_hidden})
+            }
+            Self::Qwen25VlTiny => json!({"depth": 2, "hidden_size": 32, "num_heads": 4, "intermediate_size": 64,
+                "out_hidden_size": text_hidden, "hidden_act": "silu", "window_size": 112,
+                "fullatt_block_indexes": [1], "tokens_per_second": 2}),
+            Self::Qwen25Vl3b | Self::Qwen25Vl7b => json!({"depth": 32, "hidden_size": 1280, "num_heads": 16,
+                "intermediate_size": 3420, "out_hidden_size": text_hidden, "hidden_act": "silu",
+                "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31], "tokens_per_second": 2}),
+        };
+        let mut vision = common;
+        let v = vision.as_object_mut().expect("object");
+        v.extend(specific.as_object().expect("object").clone());
+        vision
+    }
+
+    fn is_qwen25(self) -> bool {
+        matches!(self, Self::Qwen25VlTiny | Self::Qwen25Vl3b | Self::Qwen25Vl7b)
     }
 
     /// `config.json` in the hub's flat layout, for a vocabulary whose special tokens start at
     /// `first_special`.
     pub fn config_json(self, vocab_size: usize, first_special: u32) -> Value {
-        let (hidden, inter, layers, heads, kv, tie, vision) = match self {
-            Self::Tiny => (64, 128, 2, 4, 2, false, json!({"depth": 2, "embed_dim": 32, "num_heads": 4})),
-            Self::Qwen2Vl2b => (1536, 8960, 28, 12, 2, true, json!({"depth": 32, "embed_dim": 1280, "num_heads": 16})),
-            Self::Qwen2Vl7b => (3584, 18944, 28, 28, 4, false, json!({"depth": 32, "embed_dim": 1280, "num_heads": 16})),
-        };
+        let TextShape { hidden, intermediate, layers, heads, kv_heads, tie, max_positions } = self.text_shape();
         let head_dim = hidden / heads;
         let mrope = match head_dim {
             128 => vec![16, 24, 24],
@@ -80,18 +149,15 @@ impl Preset {
                 vec![half - 2 * (3 * half / 8), 3 * half / 8, 3 * half / 8]
             }
         };
-        let mut vision = vision;
-        let v = vision.as_object_mut().expect("object");
-        v.insert("mlp_ratio".into(), json!(4));
-        v.insert("in_chans".into(), json!(3));
-        v.insert("hidden_size".into(), json!(hidden));
-        v.insert("patch_size".into(), json!(14));
-        v.insert("spatial_merge_size".into(), json!(2));
-        v.insert("temporal_patch_size".into(), json!(2));
+        let (architecture, model_type) = if self.is_qwen25() {
+            ("Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl")
+        } else {
+            ("Qwen2VLForConditionalGeneration", "qwen2_vl")
+        };
         let special = |i: u32| first_special + i;
         json!({
-            "architectures": ["Qwen2VLForConditionalGeneration"],
-            "model_type": "qwen2_vl",
+            "architectures": [architecture],
+            "model_type": model_type,
             "attention_dropout": 0.0,
             "bos_token_id": special(0),
             "eos_token_id": special(2),
@@ -103,30 +169,30 @@ impl Preset {
             "hidden_act": "silu",
             "hidden_size": hidden,
             "initializer_range": 0.02,
-            "intermediate_size": inter,
-            "max_position_embeddings": 32768,
+            "intermediate_size": intermediate,
+            "max_position_embeddings": max_positions,
             "max_window_layers": layers,
             "num_attention_heads": heads,
             "num_hidden_layers": layers,
-            "num_key_value_heads": kv,
+            "num_key_value_heads": kv_heads,
             "rms_norm_eps": 1e-6,
             "rope_theta": 1_000_000.0,
             "sliding_window": 32768,
             "tie_word_embeddings": tie,
-            "torch_dtype": if self == Self::Tiny { "float32" } else { "bfloat16" },
+            "torch_dtype": if self.is_tiny() { "float32" } else { "bfloat16" },
             "use_cache": true,
             "use_sliding_window": false,
-            "vision_config": vision,
+            "vision_config": self.vision_json(hidden),
             "rope_scaling": {"type": "mrope", "mrope_section": mrope},
             "vocab_size": vocab_size,
         })
     }
 
     /// The processor settings written with the preset: Qwen's own, with a small pixel cap for
-    /// `tiny` so CPU tests stay fast.
+    /// the tiny presets so CPU tests stay fast.
     pub fn processor(self) -> ProcessorConfig {
         let mut p = ProcessorConfig::default();
-        if self == Self::Tiny {
+        if self.is_tiny() {
             p.min_pixels = 28 * 28 * 4;
             p.max_pixels = 28 * 28 * 64;
         }
@@ -134,17 +200,11 @@ impl Preset {
     }
 
     pub fn head_hidden(self) -> usize {
-        match self {
-            Self::Tiny => 32,
-            _ => 1024,
-        }
+        if self.is_tiny() { 32 } else { 1024 }
     }
 
     pub fn dtype(self) -> DType {
-        match self {
-            Self::Tiny => DType::F32,
-            _ => DType::BF16,
-        }
+        if self.is_tiny() { DType::F32 } else { DType::BF16 }
     }
 }
 
@@ -157,7 +217,7 @@ pub enum Init {
     AroundOne(f32),
 }
 
-/// Every tensor of a Qwen2-VL checkpoint in the hub's spelling, with its shape.
+/// Every tensor of a Qwen2-VL or Qwen2.5-VL checkpoint in the hub's spelling, with its shape.
 pub fn weight_shapes(config: &Config) -> Vec<(String, Vec<usize>, Init)> {
     let t = &config.text;
     let v = &config.vision;
@@ -172,29 +232,39 @@ pub fn weight_shapes(config: &Config) -> Vec<(String, Vec<usize>, Init)> {
         vec![v.embed_dim, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size],
         small,
     );
+    // Qwen2-VL's LayerNorms have a bias, Qwen2.5-VL's RMSNorms do not.
+    let layer_norm = v.kind == VisionKind::Qwen2;
+    let (e, m) = (v.embed_dim, v.intermediate_size);
     for i in 0..v.depth {
         let p = format!("visual.blocks.{i}");
-        let e = v.embed_dim;
         for n in ["norm1", "norm2"] {
             push(format!("{p}.{n}.weight"), vec![e], norm);
-            push(format!("{p}.{n}.bias"), vec![e], bias);
+            if layer_norm {
+                push(format!("{p}.{n}.bias"), vec![e], bias);
+            }
         }
         push(format!("{p}.attn.qkv.weight"), vec![3 * e, e], small);
         push(format!("{p}.attn.qkv.bias"), vec![3 * e], bias);
         push(format!("{p}.attn.proj.weight"), vec![e, e], small);
         push(format!("{p}.attn.proj.bias"), vec![e], bias);
-        push(format!("{p}.mlp.fc1.weight"), vec![v.mlp_hidden(), e], small);
-        push(format!("{p}.mlp.fc1.bias"), vec![v.mlp_hidden()], bias);
-        push(format!("{p}.mlp.fc2.weight"), vec![e, v.mlp_hidden()], small);
-        push(format!("{p}.mlp.fc2.bias"), vec![e], bias);
+        let mlp: &[(&str, usize, usize)] = match v.kind {
+            VisionKind::Qwen2 => &[("fc1", m, e), ("fc2", e, m)],
+            VisionKind::Qwen25 { .. } => &[("gate_proj", m, e), ("up_proj", m, e), ("down_proj", e, m)],
+        };
+        for &(name, rows, cols) in mlp {
+            push(format!("{p}.mlp.{name}.weight"), vec![rows, cols], small);
+            push(format!("{p}.mlp.{name}.bias"), vec![rows], bias);
+        }
     }
-    let group = v.embed_dim * v.spatial_merge_size * v.spatial_merge_size;
-    push("visual.merger.ln_q.weight".into(), vec![v.embed_dim], norm);
-    push("visual.merger.ln_q.bias".into(), vec![v.embed_dim], bias);
+    let group = e * v.spatial_merge_size * v.spatial_merge_size;
+    push("visual.merger.ln_q.weight".into(), vec![e], norm);
+    if layer_norm {
+        push("visual.merger.ln_q.bias".into(), vec![e], bias);
+    }
     push("visual.merger.mlp.0.weight".into(), vec![group, group], small);
     push("visual.merger.mlp.0.bias".into(), vec![group], bias);
-    push("visual.merger.mlp.2.weight".into(), vec![v.hidden_size, group], small);
-    push("visual.merger.mlp.2.bias".into(), vec![v.hidden_size], bias);
+    push("visual.merger.mlp.2.weight".into(), vec![v.out_hidden_size, group], small);
+    push("visual.merger.mlp.2.bias".into(), vec![v.out_hidden_size], bias);
 
     let (h, hd) = (t.hidden_size, t.head_dim());
     push("model.embed_tokens.weight".into(), vec![t.vocab_size, h], small);
@@ -263,8 +333,8 @@ pub fn random_tensors(
 #[derive(Debug, Clone)]
 pub struct InitOptions {
     pub seed: u64,
-    /// A real Qwen `tokenizer.json` (required for the 2B and 7B presets, whose vocabulary is
-    /// Qwen's); `tiny` builds a byte-level tokenizer with Qwen's special tokens.
+    /// A real Qwen `tokenizer.json` (required for the real-shape presets, whose vocabulary is
+    /// Qwen's); the tiny presets build a byte-level tokenizer with Qwen's special tokens.
     pub tokenizer: Option<PathBuf>,
     /// Largest shard in bytes.
     pub shard_bytes: usize,
@@ -287,10 +357,10 @@ pub fn init_checkpoint(preset: Preset, dir: &Path, seed: u64) -> Result<Manifest
 /// `head.safetensors`.
 pub fn init_checkpoint_with(preset: Preset, dir: &Path, options: &InitOptions) -> Result<Manifest> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-    let tokenizer = match (&options.tokenizer, preset) {
-        (Some(path), _) => crate::pipeline::load_tokenizer(path)?,
-        (None, Preset::Tiny) => byte_level_tokenizer()?,
-        (None, _) => {
+    let tokenizer = match &options.tokenizer {
+        Some(path) => crate::pipeline::load_tokenizer(path)?,
+        None if preset.is_tiny() => byte_level_tokenizer()?,
+        None => {
             return Err(ModelError::Input(format!(
                 "the {} preset has Qwen's 151k-token vocabulary: pass a Qwen tokenizer.json \
                  (e.g. scripts/fetch-qwen-tokenizer.sh)",
@@ -306,11 +376,7 @@ pub fn init_checkpoint_with(preset: Preset, dir: &Path, options: &InitOptions) -
             return Err(ModelError::Tokenizer(format!("{token} is not at id {}", first_special + i as u32)));
         }
     }
-    let vocab_size = match preset {
-        Preset::Tiny => tokenizer.get_vocab_size(true).div_ceil(16) * 16,
-        Preset::Qwen2Vl2b => 151_936,
-        Preset::Qwen2Vl7b => 152_064,
-    };
+    let vocab_size = preset.vocab_size().unwrap_or_else(|| tokenizer.get_vocab_size(true).div_ceil(16) * 16);
     let config_json = preset.config_json(vocab_size, first_special);
     let config = Config::from_value(&config_json)?;
     write_json(&dir.join("config.json"), &config_json)?;

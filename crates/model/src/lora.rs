@@ -81,13 +81,8 @@ pub fn projections(model: &mut Qwen2VlModel, include_vision: bool) -> Vec<(Strin
         }
     }
     if include_vision {
-        for (i, block) in model.vision.blocks.iter_mut().enumerate() {
-            for (name, linear) in block.attn.projections_mut() {
-                out.push((format!("visual.blocks.{i}.attn.{name}"), linear));
-            }
-            for (name, linear) in block.mlp.projections_mut() {
-                out.push((format!("visual.blocks.{i}.mlp.{name}"), linear));
-            }
+        for (name, linear) in model.vision.projections_mut() {
+            out.push((format!("visual.{name}"), linear));
         }
     }
     out

@@ -1,5 +1,6 @@
-//! Qwen2-VL for conditional generation: the vision tower, the language model and the output
-//! projection, plus the splice that puts visual tokens at the `<|image_pad|>` positions.
+//! Qwen2-VL (and Qwen2.5-VL, which differs only in its vision tower) for conditional
+//! generation: the vision tower, the language model and the output projection, plus the splice
+//! that puts visual tokens at the `<|image_pad|>` positions.
 
 use candle_core::{DType, Device, Module, Result as CandleResult, Tensor};
 use candle_nn::VarBuilder;
@@ -9,11 +10,12 @@ use crate::config::Config;
 use crate::error::{ModelError, Result};
 use crate::layers::Linear;
 use crate::text::TextModel;
-use crate::vision::VisionTransformer;
+use crate::vision::VisionTower;
 
 #[derive(Debug, Clone)]
 pub struct Qwen2VlModel {
-    pub vision: VisionTransformer,
+    /// Qwen2-VL's or Qwen2.5-VL's, as `config.json`'s `model_type` says.
+    pub vision: VisionTower,
     pub text: TextModel,
     lm_head: Linear,
     config: Config,
@@ -23,7 +25,7 @@ pub struct Qwen2VlModel {
 impl Qwen2VlModel {
     /// Builds the model from a `VarBuilder` over a checkpoint in `layout`.
     pub fn new(config: &Config, vb: VarBuilder, layout: WeightLayout) -> CandleResult<Self> {
-        let vision = VisionTransformer::new(&config.vision, vb.pp(layout.vision_prefix()))?;
+        let vision = VisionTower::new(&config.vision, vb.pp(layout.vision_prefix()))?;
         let text = TextModel::new(&config.text, vb.pp(layout.text_prefix()))?;
         let lm_head = if vb.contains_tensor("lm_head.weight") {
             Linear::load(config.text.hidden_size, config.text.vocab_size, false, vb.pp("lm_head"))?

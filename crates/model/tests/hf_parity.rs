@@ -117,7 +117,7 @@ fn check_model(model_name: &str) {
             None
         } else {
             let pixels = r.get("pixel_values");
-            let vision = &model.vision;
+            let easel_model::vision::VisionTower::Qwen2(vision) = &model.vision else { panic!("a Qwen2-VL tower") };
             let x = vision.patch_embed.forward(pixels).unwrap();
             assert_close("vision patch_embed", &x, r.get("vision_patch_embed"), 1e-5);
             let inputs = vision.inputs(&grids, &Device::Cpu).unwrap();
