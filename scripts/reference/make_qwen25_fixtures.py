@@ -55,6 +55,7 @@ from transformers.vision_utils import get_vision_cu_seqlens, get_vision_window_i
 from safetensors.torch import save_file as save_pt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_fixtures  # noqa: E402
 from make_fixtures import (  # noqa: E402  (same folder; reuse the tiny-hub helpers)
     CHAT_TEMPLATE,
     CLIP_MEAN,
@@ -224,8 +225,8 @@ def build_inputs(processor, img_dir: Path, image_names: list[str]):
     return prompt, processor(text=[prompt], images=images or None, return_tensors="pt")
 
 
-class Capture:
-    """Forward hooks on the vision stages and the first decoder layer (the prefill's)."""
+class Capture(make_fixtures.Capture):
+    """make_fixtures' forward hooks, on every vision block and the merger (the prefill's)."""
 
     def __init__(self, model):
         self.out: dict[str, torch.Tensor] = {}
@@ -244,23 +245,6 @@ class Capture:
                 self.out["inputs_embeds"] = kwargs["inputs_embeds"].detach().clone()
 
         self.handles.append(lm.register_forward_pre_hook(pre, with_kwargs=True))
-
-    def _hook(self, module, key, tuple_out=False):
-        def fn(mod, args, output):
-            if key in self.out or key + "_cos" in self.out:
-                return
-            if tuple_out:
-                self.out[key + "_cos"] = output[0].detach().clone()
-                self.out[key + "_sin"] = output[1].detach().clone()
-            else:
-                o = output[0] if isinstance(output, tuple) else output
-                self.out[key] = o.detach().clone()
-
-        self.handles.append(module.register_forward_hook(fn))
-
-    def close(self):
-        for h in self.handles:
-            h.remove()
 
 
 @torch.no_grad()

@@ -224,6 +224,63 @@ fn dump_matches_the_reference() {
     }
 }
 
+/// The same contract on the Qwen2.5-VL fixture (windowed vision tower), with HF's pixel values.
+#[test]
+fn dump_matches_the_qwen25_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixtures().join("qwen25");
+    let reference_path = dir.join("reference/two_images.safetensors");
+    let reference = candle_core::safetensors::load(&reference_path, &Device::Cpu).unwrap();
+    let out = tmp.path().join("dump.safetensors");
+    run(easel()
+        .args(["model", "dump", "--model"])
+        .arg(dir.join("checkpoint"))
+        .arg("--image")
+        .arg(dir.join("images/wide.png"))
+        .arg("--image")
+        .arg(dir.join("images/tall.png"))
+        .args([
+            "--prompt",
+            "Critique this painting: originality, color, texture, composition, content.",
+        ])
+        .args(["--max-new-tokens", "12", "--ignore-eos", "--pixel-values-from"])
+        .arg(&reference_path)
+        .arg("--out")
+        .arg(&out));
+    let ours = candle_core::safetensors::load(&out, &Device::Cpu).unwrap();
+    let ints = |t: &candle_core::Tensor| {
+        t.to_dtype(DType::I64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<i64>()
+            .unwrap()
+    };
+    let max_diff = |name: &str| {
+        (&ours[name] - &reference[name])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert_eq!(ints(&ours["input_ids"]), ints(&reference["input_ids"]));
+    assert_eq!(
+        ints(&ours["image_grid_thw"]),
+        ints(&reference["image_grid_thw"])
+    );
+    assert!(max_diff("vision_merged") < 1e-4);
+    assert!(max_diff("logits") < 1e-3);
+    assert_eq!(
+        ints(&ours["generated_ids"]),
+        ints(&reference["generated_ids"])
+    );
+}
+
 #[test]
 fn bench_runs_at_the_tiny_shape() {
     let out = run(easel().args([

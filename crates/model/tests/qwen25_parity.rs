@@ -8,7 +8,8 @@
 //! one stage: preprocessing, window layout, each vision block, merger, M-RoPE positions,
 //! decoder, logits, greedy tokens.
 
-use std::collections::HashMap;
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
@@ -20,63 +21,10 @@ use easel_model::rope::mrope_positions;
 use easel_model::vision::VisionTower;
 use easel_model::{ArtworkInput, Assessor, DecodeLimits, Grid, LoadOptions, Qwen2Vl};
 
+use common::{Reference, assert_close, max_diff};
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen25")
-}
-
-struct Reference {
-    tensors: HashMap<String, Tensor>,
-    metadata: HashMap<String, String>,
-}
-
-impl Reference {
-    fn load(case: &str) -> Self {
-        let path = fixtures().join("reference").join(format!("{case}.safetensors"));
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("safetensors header");
-        let metadata = meta.metadata().clone().unwrap_or_default();
-        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).expect("tensors");
-        Self { tensors, metadata }
-    }
-
-    fn get(&self, name: &str) -> &Tensor {
-        self.tensors.get(name).unwrap_or_else(|| panic!("reference lacks {name}"))
-    }
-
-    fn i64s(&self, name: &str) -> Vec<i64> {
-        self.get(name).to_dtype(DType::I64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
-    }
-
-    fn grids(&self) -> Vec<Grid> {
-        match self.tensors.get("image_grid_thw") {
-            None => Vec::new(),
-            Some(t) => t
-                .to_dtype(DType::I64)
-                .unwrap()
-                .to_vec2::<i64>()
-                .unwrap()
-                .iter()
-                .map(|r| Grid { t: r[0] as usize, h: r[1] as usize, w: r[2] as usize })
-                .collect(),
-        }
-    }
-}
-
-/// Largest absolute difference, and the reference's largest magnitude.
-fn max_diff(ours: &Tensor, theirs: &Tensor) -> (f32, f32) {
-    let ours = ours.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
-    let theirs = theirs.to_dtype(DType::F32).unwrap().flatten_all().unwrap();
-    assert_eq!(ours.dims(), theirs.dims(), "shapes differ");
-    let diff = (ours - &theirs).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-    let scale = theirs.abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-    (diff, scale)
-}
-
-/// Asserts `|ours − theirs| ≤ rel · max|theirs|` and prints what was reached.
-fn assert_close(what: &str, ours: &Tensor, theirs: &Tensor, rel: f32) {
-    let (diff, scale) = max_diff(ours, theirs);
-    println!("{what}: max |diff| {diff:.3e}, scale {scale:.3e}, relative {:.3e}", diff / scale.max(1e-12));
-    assert!(diff <= rel * scale.max(1e-6), "{what}: max |diff| {diff:e} exceeds {rel:e} × {scale:e}");
 }
 
 fn load() -> Qwen2Vl {
@@ -132,7 +80,7 @@ fn check_case(case: &str, images: &[&str]) {
     let vlm = load();
     let model = &vlm.model;
     assert!(matches!(vlm.config().vision.kind, VisionKind::Qwen25 { .. }));
-    let r = Reference::load(case);
+    let r = Reference::load(&fixtures().join("reference").join(format!("{case}.safetensors")));
     let grids = r.grids();
     assert_eq!(grids.len(), images.len());
 
