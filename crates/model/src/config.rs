@@ -333,14 +333,14 @@ impl Config {
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(config_err(format!("{name} must be positive")));
         }
-        if t.hidden_size % t.num_attention_heads != 0 {
+        if !t.hidden_size.is_multiple_of(t.num_attention_heads) {
             return Err(config_err("hidden_size is not a multiple of num_attention_heads"));
         }
-        if t.num_attention_heads % t.num_key_value_heads != 0 {
+        if !t.num_attention_heads.is_multiple_of(t.num_key_value_heads) {
             return Err(config_err("num_attention_heads is not a multiple of num_key_value_heads"));
         }
         let head_dim = t.head_dim();
-        if head_dim % 2 != 0 {
+        if !head_dim.is_multiple_of(2) {
             return Err(config_err("the text head dimension must be even for rotary embeddings"));
         }
         if t.mrope_section.len() != 3 || t.mrope_section.iter().sum::<usize>() != head_dim / 2 {
@@ -350,7 +350,7 @@ impl Config {
                 head_dim / 2
             )));
         }
-        if v.embed_dim % v.num_heads != 0 || v.head_dim() % 4 != 0 {
+        if !v.embed_dim.is_multiple_of(v.num_heads) || !v.head_dim().is_multiple_of(4) {
             return Err(config_err(
                 "the vision width / num_heads must be a multiple of 4 (2-D rotary embeddings)",
             ));
@@ -367,7 +367,7 @@ impl Config {
         }
         if let VisionKind::Qwen25 { window_size, fullatt_block_indexes } = &v.kind {
             let unit = v.patch_size * v.spatial_merge_size;
-            if *window_size == 0 || window_size % unit != 0 {
+            if *window_size == 0 || !window_size.is_multiple_of(unit) {
                 return Err(config_err(format!(
                     "vision_config.window_size {window_size} must be a positive multiple of patch_size × spatial_merge_size = {unit}"
                 )));
