@@ -538,3 +538,34 @@ fn byte_of_symbol(c: char) -> u32 {
     }
     code
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real-shape presets have exactly the parameters of the models they stand for
+    /// (counted with transformers 5.24 on the meta device, `Qwen2_5_VLForConditionalGeneration`
+    /// and `Qwen2VLForConditionalGeneration` built from the hub configs).
+    #[test]
+    fn presets_have_the_real_parameter_counts() {
+        for (preset, expected) in [
+            (Preset::Qwen2Vl2b, 2_208_985_600usize),
+            (Preset::Qwen25Vl3b, 3_754_622_976),
+            (Preset::Qwen25Vl7b, 8_292_166_656),
+        ] {
+            let vocab = preset.vocab_size().expect("a real vocabulary");
+            let config = Config::from_value(&preset.config_json(vocab, 151_643)).expect("valid");
+            let count: usize = weight_shapes(&config).iter().map(|(_, shape, _)| shape.iter().product::<usize>()).sum();
+            assert_eq!(count, expected, "{}", preset.name());
+        }
+    }
+
+    #[test]
+    fn preset_names_round_trip() {
+        for preset in Preset::ALL {
+            assert_eq!(Preset::parse(preset.name()).unwrap(), preset);
+        }
+        assert_eq!(Preset::NAMES.to_vec(), Preset::ALL.map(Preset::name).to_vec());
+        assert!(Preset::parse("qwen3-vl-4b").is_err());
+    }
+}
