@@ -10,6 +10,8 @@
 //!   quadratic weighted kappa, ICC(2,1)/ICC(2,k), least squares, bootstrap intervals).
 //! - [`round`] applies them to one jury round ([`round::standings`], [`round::agreement`],
 //!   [`round::top_by`], [`round::recall`]).
+//! - [`calibration`] maps zero-shot model scores onto a jury's scale (isotonic or linear, with
+//!   cross-validated error), for `easel.json`, `easel calibrate` and the API.
 //! - [`versions`] compares two model versions' leaderboards ([`versions::compare`]).
 //!
 //! A figure that cannot be computed is never NaN: the statistics return [`Undefined`] with a
@@ -40,6 +42,7 @@
 //! # println!("{}", serde_json::to_string_pretty(&report).unwrap());
 //! ```
 
+pub mod calibration;
 pub mod round;
 pub mod stats;
 mod undefined;

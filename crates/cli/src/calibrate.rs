@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use easel_model::calibration::{Calibration, CalibrationSet, CvFigures, cross_validate};
+use easel_model::calibration::{Calibration, CalibrationSet, OutputFit, fit_outputs};
 use easel_model::manifest::MANIFEST_FILE;
-use easel_model::{Assessor, LoadOptions, OUTPUTS, RubricScores, ScoringMode};
+use easel_model::{Assessor, LoadOptions, Manifest, RubricScores, ScoringMode};
 use easel_train::data::{Dataset, Example};
 use easel_train::eval::artwork_inputs;
 use serde::Serialize;
@@ -33,8 +33,13 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Rated manifest (JSON Lines or .csv, as for `easel train`): the jury's scores to fit.
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required_unless_present = "calibration")]
+    pub data: Option<PathBuf>,
+    /// Install a calibration fitted elsewhere instead of fitting one: the JSON the API's
+    /// `GET /v1/competitions/{slug}/rounds/{round}/calibration` returns (its `model_version`
+    /// must be the one --model serves), or an `easel.json` `calibration` section alone.
+    #[arg(long, conflicts_with = "data")]
+    pub calibration: Option<PathBuf>,
     /// New checkpoint folder (must not exist, or be empty): --model's files hard-linked, and an
     /// easel.json with the calibration.
     #[arg(long)]
@@ -68,29 +73,25 @@ struct Report {
     outputs: Vec<OutputFit>,
 }
 
-/// One output's calibration: how many rows scored it, the map, why that method, and its
-/// cross-validated figures.
-#[derive(Serialize)]
-struct OutputFit {
-    name: &'static str,
-    n: usize,
-    map: Option<Calibration>,
-    reason: String,
-    cross_validation: Option<CvFigures>,
-}
+/// The most bytes of a `--calibration` file (a round's response is a few kilobytes).
+const MAX_CALIBRATION_BYTES: u64 = 16 << 20;
 
 pub fn run(args: CalibrateArgs) -> Result<()> {
     if args.folds < 2 {
         bail!("--folds must be at least 2");
     }
     check_out(&args.model, &args.out)?;
+    if let Some(file) = &args.calibration {
+        return install(&args, file);
+    }
+    let data = args.data.as_deref().context("--data or --calibration is required")?;
     let images = ManifestImages::default();
-    let dataset = Dataset::load(&args.data, &images)?;
+    let dataset = Dataset::load(data, &images)?;
     let rows: Vec<&Example> = dataset.examples.iter().collect();
     if rows.len() < 2 {
         bail!(
             "{} has {} rated rows: a calibration needs at least 2",
-            args.data.display(),
+            data.display(),
             rows.len()
         );
     }
@@ -103,14 +104,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     options.max_batch = args.batch.max(1);
     let assessor = Assessor::load(&args.model, options)
         .with_context(|| format!("loading the checkpoint {}", args.model.display()))?;
-    if assessor.scoring() != ScoringMode::ZeroShot {
-        bail!(
-            "{} scores with a trained regression head, already on its training data's scale; \
-             `easel calibrate` maps zero-shot scores (a checkpoint without a head, or a plain \
-             Hugging Face Qwen2-VL folder)",
-            args.model.display()
-        );
-    }
+    refuse_head(&args.model, assessor.scoring())?;
 
     let bar = progress_bar(rows.len(), args.quiet, "scoring");
     let mut raw: Vec<RubricScores<f32>> = Vec::with_capacity(rows.len());
@@ -125,21 +119,19 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     }
     bar.finish_and_clear();
 
-    let fits = fit_outputs(&rows, &raw, args.folds, args.seed)?;
-    print_fits(&fits, rows.len(), &args);
-    let set = CalibrationSet {
-        entries: rows.len(),
-        note: format!(
-            "easel calibrate on {} ({} rows); cross-validated figures in {REPORT_FILE}",
-            args.data.display(),
-            rows.len()
-        ),
-        maps: RubricScores::from_array(std::array::from_fn(|d| fits[d].map.clone())),
-    };
+    let fits = fit_outputs(&pairs(&rows, &raw), args.folds, args.seed)
+        .context("fitting the calibration")?;
+    print_fits(&fits, rows.len(), &args.model, data);
+    let note = format!(
+        "easel calibrate on {} ({} rows); cross-validated figures in {REPORT_FILE}",
+        data.display(),
+        rows.len()
+    );
+    let set = CalibrationSet::from_fits(&fits, rows.len(), note);
     let report = Report {
         model: args.model.display().to_string(),
         model_version: assessor.model_version().to_string(),
-        data: args.data.display().to_string(),
+        data: data.display().to_string(),
         entries: rows.len(),
         folds: args.folds,
         seed: args.seed,
@@ -147,15 +139,96 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     };
 
     // The manifest the checkpoint was loaded with: its own easel.json, or for a plain Hugging
-    // Face folder the zero-shot manifest the model crate gives it. A calibration it had is
-    // replaced: the maps above were fitted on the raw scores.
-    let mut manifest = assessor.manifest().clone();
+    // Face folder the zero-shot manifest the model crate gives it.
+    write_checkpoint(&args, assessor.manifest().clone(), set, Some(&report))
+}
+
+/// `--calibration FILE`: a calibration fitted on a jury round by the API, installed as is.
+fn install(args: &CalibrateArgs, file: &Path) -> Result<()> {
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("--calibration {}", file.display()))?
+        .len();
+    if size > MAX_CALIBRATION_BYTES {
+        bail!(
+            "--calibration {} is {size} bytes: a calibration is a few kilobytes (at most {MAX_CALIBRATION_BYTES})",
+            file.display()
+        );
+    }
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading {}", file.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON", file.display()))?;
+    // The API's response carries the section under `calibration` with the version it was
+    // fitted on; an easel.json section alone has `maps` at the top.
+    let (section, fitted_on) = if value.get("maps").is_some() {
+        (value.clone(), None)
+    } else {
+        let section = value.get("calibration").cloned().with_context(|| {
+            format!(
+                "{} has neither `calibration` (the API's response) nor `maps` (an easel.json section)",
+                file.display()
+            )
+        })?;
+        (section, value.get("model_version").and_then(|v| v.as_str()))
+    };
+    if section.is_null() {
+        bail!(
+            "{} holds no calibration: no output could be fitted (each output's `reason` says why)",
+            file.display()
+        );
+    }
+    let set: CalibrationSet = serde_json::from_value(section)
+        .with_context(|| format!("{}: not a calibration", file.display()))?;
+    set.validate()
+        .with_context(|| format!("{}: an invalid calibration", file.display()))?;
+
+    let manifest = Manifest::read(&args.model)
+        .with_context(|| format!("reading the checkpoint {}", args.model.display()))?;
+    refuse_head(&args.model, manifest.scoring())?;
+    let serves = manifest.served_version(ScoringMode::ZeroShot);
+    if let Some(fitted_on) = fitted_on
+        && fitted_on != serves
+    {
+        bail!(
+            "{} was fitted on the raw scores of {fitted_on}, but {} serves {serves}: ask the API with \
+             ?model_version={serves}, or calibrate the checkpoint that served {fitted_on}",
+            file.display(),
+            args.model.display()
+        );
+    }
+    write_checkpoint(args, manifest, set, None)
+}
+
+/// A head's scores are already on its training data's scale.
+fn refuse_head(model: &Path, scoring: ScoringMode) -> Result<()> {
+    if scoring != ScoringMode::ZeroShot {
+        bail!(
+            "{} scores with a trained regression head, already on its training data's scale; \
+             `easel calibrate` maps zero-shot scores (a checkpoint without a head, or a plain \
+             Hugging Face Qwen2-VL folder)",
+            model.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes `--out`: `--model`'s files hard-linked, the report (when fitted here) and `manifest`
+/// serving zero-shot through `set`. A calibration the checkpoint had is replaced: maps are
+/// always fitted on raw scores.
+fn write_checkpoint(
+    args: &CalibrateArgs,
+    mut manifest: Manifest,
+    set: CalibrationSet,
+    report: Option<&Report>,
+) -> Result<()> {
     manifest.scoring = Some(ScoringMode::ZeroShot);
     manifest.calibration = Some(set);
     let linked = link_tree(&args.model, &args.out, &[MANIFEST_FILE, REPORT_FILE])?;
-    let report_path = args.out.join(REPORT_FILE);
-    std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", report_path.display()))?;
+    if let Some(report) = report {
+        let report_path = args.out.join(REPORT_FILE);
+        std::fs::write(&report_path, serde_json::to_string_pretty(report)? + "\n")
+            .with_context(|| format!("writing {}", report_path.display()))?;
+    }
     // easel.json last, so a reader never sees a manifest without its files.
     manifest.write(&args.out)?;
     let served = manifest.served_version(ScoringMode::ZeroShot);
@@ -167,52 +240,21 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Fits each output on the rows that have its score.
-fn fit_outputs(
-    rows: &[&Example],
-    raw: &[RubricScores<f32>],
-    folds: usize,
-    seed: u64,
-) -> Result<Vec<OutputFit>> {
-    let mut fits = Vec::with_capacity(OUTPUTS.len());
-    for (d, name) in OUTPUTS.into_iter().enumerate() {
-        let (x, y): (Vec<f32>, Vec<f32>) = rows
-            .iter()
+/// Each output's `(raw, target)` pairs: the rows that have its score.
+fn pairs(rows: &[&Example], raw: &[RubricScores<f32>]) -> RubricScores<Vec<[f32; 2]>> {
+    RubricScores::from_array(std::array::from_fn(|d| {
+        rows.iter()
             .zip(raw)
-            .filter_map(|(row, r)| row.targets()[d].map(|t| (r.to_array()[d], t)))
-            .unzip();
-        if x.len() < 2 {
-            fits.push(OutputFit {
-                name,
-                n: x.len(),
-                map: None,
-                reason: format!(
-                    "not calibrated: {} rows score {name}, and a map needs 2",
-                    x.len()
-                ),
-                cross_validation: None,
-            });
-            continue;
-        }
-        let fitted =
-            Calibration::fit(&x, &y).with_context(|| format!("fitting the {name} calibration"))?;
-        fits.push(OutputFit {
-            name,
-            n: x.len(),
-            map: Some(fitted.map),
-            reason: fitted.method_reason,
-            // Fewer than 3 entries leave a fold's fit without 2: no estimate, the map stands.
-            cross_validation: cross_validate(&x, &y, folds, seed).ok(),
-        });
-    }
-    Ok(fits)
+            .filter_map(|(row, r)| row.targets()[d].map(|t| [r.to_array()[d], t]))
+            .collect()
+    }))
 }
 
-fn print_fits(fits: &[OutputFit], rows: usize, args: &CalibrateArgs) {
+fn print_fits(fits: &[OutputFit], rows: usize, model: &Path, data: &Path) {
     println!(
         "calibration of {} on {rows} rows of {}",
-        args.model.display(),
-        args.data.display()
+        model.display(),
+        data.display()
     );
     println!(
         "{:<12} {:>5}  {:<9} cross-validated MAE: raw → calibrated",

@@ -38,7 +38,8 @@ enum Command {
     /// rubric coverage; JSON + Markdown report with plots.
     Eval(eval::EvalArgs),
     /// Fit a zero-shot checkpoint's scores onto a jury's scale from a rated manifest
-    /// (cross-validated); writes a new checkpoint folder that serves them calibrated.
+    /// (cross-validated), or install one the API fitted on a jury round; writes a new
+    /// checkpoint folder that serves them calibrated.
     Calibrate(calibrate::CalibrateArgs),
     /// Measure the model's speed.
     Bench {

@@ -84,7 +84,7 @@ fn calibrate_writes_a_linked_checkpoint_that_serves_calibrated_scores() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("not calibrated: 0 rows score texture"),
+        stdout.contains("not calibrated: 0 entries have a texture score"),
         "{stdout}"
     );
 
@@ -170,4 +170,127 @@ fn a_head_checkpoint_is_refused() {
         "{stderr}"
     );
     assert!(!out.exists(), "nothing written");
+}
+
+/// `easel score` on `images` (a folder) with `model`: the records.
+fn score(model: &Path, images: &Path, out: &Path) -> Vec<serde_json::Value> {
+    run(easel()
+        .args(["score", "--quiet", "--max-new-tokens", "0", "--model"])
+        .arg(model)
+        .arg("--out")
+        .arg(out)
+        .arg(images));
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn install(model: &Path, file: &Path, out: &Path) -> std::process::Command {
+    let mut cmd = easel();
+    cmd.args(["calibrate", "--model"])
+        .arg(model)
+        .arg("--calibration")
+        .arg(file)
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
+#[test]
+fn a_calibration_fitted_by_the_api_is_installed_as_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = plain_hf_folder(&tmp.path().join("qwen"));
+    let data = rated(&tmp.path().join("data"));
+    let images = data.parent().unwrap().join("img");
+    let before = score(&model, &images, &tmp.path().join("before.jsonl"));
+    let served = before[0]["model_version"].as_str().unwrap().to_string();
+
+    // The API's response: a flat line for overall (every score becomes 42), nothing else.
+    let section = serde_json::json!({
+        "entries": 12, "note": "round R1 of salon",
+        "maps": {"overall": {"method": "linear", "slope": 0.0, "intercept": 42.0},
+                 "originality": null, "color": null, "texture": null, "composition": null, "content": null},
+    });
+    let response = |version: &str, calibration: serde_json::Value| {
+        serde_json::json!({"round_id": "0190c1d2-0000-7000-8000-000000000000", "model_version": version,
+                           "paired": 12, "outputs": [], "calibration": calibration})
+    };
+    let write = |name: &str, value: &serde_json::Value| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        path
+    };
+    let file = write("round.json", &response(&served, section.clone()));
+    let out = tmp.path().join("qwen-round");
+    let output = run(&mut install(&model, &file, &out));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("served as"), "{stdout}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("easel.json")).unwrap()).unwrap();
+    assert_eq!(manifest["scoring"], "zero-shot");
+    assert_eq!(manifest["calibration"], section);
+    assert!(!out.join("calibration-report.json").exists());
+
+    let after = score(&out, &images, &tmp.path().join("after.jsonl"));
+    assert_eq!(after.len(), before.len());
+    let version = after[0]["model_version"].as_str().unwrap();
+    assert_ne!(version, served, "a calibration is a new model version");
+    for a in &after {
+        let b = before.iter().find(|b| b["file"] == a["file"]).unwrap();
+        assert!((a["overall"].as_f64().unwrap() - 42.0).abs() < 1e-4, "{a}");
+        // Uncalibrated outputs are served as before.
+        assert_eq!(a["color"], b["color"]);
+        assert_eq!(a["levels"], b["levels"]);
+    }
+
+    // The easel.json section alone is accepted too.
+    run(&mut install(
+        &model,
+        &write("section.json", &section),
+        &tmp.path().join("qwen-section"),
+    ));
+
+    // Refused, writing nothing: another version's scores, no calibration, a decreasing map,
+    // not JSON, a head checkpoint, and --data with --calibration.
+    let refused = tmp.path().join("refused");
+    let cases = [
+        (
+            write("other.json", &response("someone-else+zs-00000000", section.clone())),
+            "was fitted on the raw scores of someone-else",
+        ),
+        (
+            write("none.json", &response(&served, serde_json::Value::Null)),
+            "holds no calibration",
+        ),
+        (
+            write(
+                "bad.json",
+                &serde_json::json!({"entries": 3, "maps": {
+                    "overall": {"method": "isotonic", "knots": [[10, 50], [20, 40]]},
+                    "originality": null, "color": null, "texture": null, "composition": null, "content": null}}),
+            ),
+            "invalid calibration",
+        ),
+        (write("text.json", &serde_json::json!("x")), "neither"),
+    ];
+    for (file, expected) in &cases {
+        let stderr = fails(&mut install(&model, file, &refused));
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+        assert!(!refused.exists(), "nothing written for {expected}");
+    }
+    std::fs::write(tmp.path().join("garbage.json"), "{{{").unwrap();
+    let stderr = fails(&mut install(&model, &tmp.path().join("garbage.json"), &refused));
+    assert!(stderr.contains("is not JSON"), "{stderr}");
+
+    let head = tmp.path().join("head");
+    run(easel()
+        .args(["model", "init", "--preset", "tiny", "--out"])
+        .arg(&head));
+    let stderr = fails(&mut install(&head, &file, &refused));
+    assert!(stderr.contains("trained regression head"), "{stderr}");
+    let stderr = fails(install(&model, &file, &refused).arg("--data").arg(&data));
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    assert!(!refused.exists());
 }

@@ -10,7 +10,6 @@
 //! [`Assessor`] is the batch API that the `easel` CLI and the worker both call.
 
 pub mod assess;
-pub mod calibration;
 pub mod checkpoint;
 pub mod config;
 #[cfg(feature = "cuda")]
@@ -30,6 +29,10 @@ pub mod rope;
 pub mod text;
 pub mod vision;
 pub mod zero_shot;
+
+/// Zero-shot scores onto a jury's scale: pure statistics, kept in `easel-agreement` so the API
+/// (which links no candle) fits the same maps from a round's juror scores.
+pub use easel_agreement::calibration;
 
 pub use assess::{ArtworkInput, Assessment, Assessor, LoadOptions, Scored, Timings};
 pub use config::Config;

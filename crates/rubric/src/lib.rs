@@ -35,7 +35,7 @@ pub const OUTPUTS: [&str; 6] = {
 
 /// One value per criterion: a painting's scores, a juror's marks, a competition's weights.
 /// Serialised as five fields named as in [`CRITERIA`]; every helper goes in that order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rubric<T> {
     pub originality: T,
     pub color: T,
@@ -76,6 +76,11 @@ impl<T> Rubric<T> {
         Rubric { originality, color, texture, composition, content }
     }
 
+    pub fn as_mut(&mut self) -> Rubric<&mut T> {
+        let Self { originality, color, texture, composition, content } = self;
+        Rubric { originality, color, texture, composition, content }
+    }
+
     /// Applies `f` to each value, in [`CRITERIA`] order.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Rubric<U> {
         Rubric::from_array(self.into_array().map(f))
@@ -111,7 +116,7 @@ impl<T> Rubric<T> {
 
 /// The overall score and one score per criterion: what the model's head outputs, what a
 /// result row and the API's `scores` hold. Serialised flat: `overall`, then the criteria.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RubricScores<T> {
     pub overall: T,
     #[serde(flatten)]
@@ -147,6 +152,10 @@ impl<T> RubricScores<T> {
 
     pub fn as_ref(&self) -> RubricScores<&T> {
         RubricScores { overall: &self.overall, rubric: self.rubric.as_ref() }
+    }
+
+    pub fn as_mut(&mut self) -> RubricScores<&mut T> {
+        RubricScores { overall: &mut self.overall, rubric: self.rubric.as_mut() }
     }
 
     /// Applies `f` to each value, in [`OUTPUTS`] order.

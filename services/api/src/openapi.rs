@@ -4,12 +4,12 @@ use axum::Json;
 use easel_core::auth::BearerSecurity;
 use utoipa::OpenApi;
 
-use crate::routes::jury::{agreement, roster, scores_csv, standings};
+use crate::routes::jury::{agreement, calibration, roster, scores_csv, standings};
 use crate::routes::{audit, compare, duplicates, export, leaderboard, progress, submissions};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Easel API", description = "Submissions, leaderboards, progress and exports of Easel's painting assessments; jury rounds' standings, agreement figures, score sheets and the audit log."),
+    info(title = "Easel API", description = "Submissions, leaderboards, progress and exports of Easel's painting assessments; jury rounds' standings, agreement figures, calibrations of zero-shot scores, score sheets and the audit log."),
     paths(
         submissions::get_submission,
         leaderboard::results,
@@ -22,6 +22,7 @@ use crate::routes::{audit, compare, duplicates, export, leaderboard, progress, s
         roster::jurors,
         standings::standings,
         agreement::agreement,
+        calibration::calibration,
         scores_csv::scores_csv,
         audit::audit,
     ),

@@ -383,6 +383,7 @@ fn new_result(claim: &Claimed, version: &str, a: Assessment, fetch_ms: f64, deco
         scores,
         scoring: a.scoring(),
         uncertainty,
+        raw_scores: a.zero_shot.as_ref().map(|z| z.raw),
         // The model's text is untrusted: cleaned and capped before it is stored.
         critique: Critique::from_model(&a.critique).into_string(),
         new_tokens: i32::try_from(a.new_tokens).unwrap_or(i32::MAX),

@@ -237,6 +237,11 @@ async fn a_jury_scores_blind_rounds_beside_the_model_and_its_agreement_is_measur
     let z: Vec<f64> = items.iter().map(|i| i["panel_score"].as_f64().unwrap()).collect();
     assert!(z.windows(2).all(|w| w[0] >= w[1]), "sorted by the panel score, best first");
 
+    // A head's scores are on its training data's scale: no calibration to fit.
+    let (status, error) = jury.json(app.http.get(jury.api(&format!("/rounds/{r1}/calibration")))).await;
+    assert_eq!(status, 409, "{error}");
+    assert_eq!(error["error"]["code"], "calibration.not_zero_shot", "{error}");
+
     // Agreement: the model against the panel mean, figured again here.
     let (status, agreement) = jury.json(app.http.get(jury.api(&format!("/rounds/{r1}/agreement")))).await;
     assert_eq!(status, 200, "{agreement}");

@@ -87,6 +87,7 @@ fn routes(round: &str, entry: Uuid) -> (Vec<Route>, Vec<Route>) {
         r(false, Method::GET, format!("{base}/jurors")),
         r(false, Method::GET, format!("{base}/rounds/{round}/standings")),
         r(false, Method::GET, format!("{base}/rounds/{round}/agreement")),
+        r(false, Method::GET, format!("{base}/rounds/{round}/calibration")),
         r(false, Method::GET, format!("{base}/rounds/{round}/scores.csv")),
         r(false, Method::GET, format!("{base}/audit")),
     ];
@@ -256,6 +257,12 @@ async fn what_a_jury_sends_is_checked_before_anything_changes() {
         let (status, _) = app.api_json(&format!("/v1/competitions/salon/rounds/{round}/agreement?{param}={value}")).await;
         assert_eq!(status, 400, "{param}={value}");
     }
+    for query in ["folds=1", "folds=21", "folds=abc", "folds=-1", "folds=1e3", "bootstrap=1", "model_version=%00"] {
+        let (status, _) = app.api_json(&format!("/v1/competitions/salon/rounds/{round}/calibration?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+    }
+    let (status, _) = app.api_json(&format!("/v1/competitions/salon/rounds/{}/calibration", Uuid::now_v7())).await;
+    assert_eq!(status, 404);
     let (status, _) = app.api_json("/v1/competitions/salon/audit?limit=0").await;
     assert_eq!(status, 400);
 
@@ -269,4 +276,13 @@ async fn what_a_jury_sends_is_checked_before_anything_changes() {
     }
     assert!(agreement["inter_juror"]["icc2_1"].is_null() && agreement["reasons"]["inter_juror.icc2_1"].is_string(), "{agreement}");
     assert!(!agreement.to_string().contains("NaN"));
+
+    // Nothing scored yet: no version, no map, each output saying why.
+    let (status, calibration) = app.api_json(&format!("/v1/competitions/salon/rounds/{round}/calibration")).await;
+    assert_eq!(status, 200, "{calibration}");
+    assert!(calibration["model_version"].is_null() && calibration["calibration"].is_null(), "{calibration}");
+    assert_eq!(calibration["paired"], 0);
+    for output in calibration["outputs"].as_array().unwrap() {
+        assert!(output["map"].is_null() && output["reason"].as_str().unwrap().contains("no model version"), "{output}");
+    }
 }

@@ -23,6 +23,9 @@ pub struct NewResult {
     pub scoring: ScoringMode,
     /// Each score's uncertainty (a standard deviation on the 1–100 scale): zero-shot only.
     pub uncertainty: Option<RubricScores<f32>>,
+    /// The scores before the checkpoint's calibration (zero-shot only): what a jury round's
+    /// calibration is fitted on.
+    pub raw_scores: Option<RubricScores<f32>>,
     pub critique: String,
     pub new_tokens: i32,
     /// Per-stage times in milliseconds.
@@ -66,10 +69,10 @@ pub async fn record_batch(pool: &PgPool, batch: &BatchRecord) -> Result<(), sqlx
         let insert = sqlx::query(
             "INSERT INTO results (id, submission_id, competition_id, model_version, score, overall, originality, \
                                   color, texture, composition, content, critique, new_tokens, timings, shadow, \
-                                  scoring, uncertainty) \
+                                  scoring, uncertainty, raw_scores) \
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::real[], $6::real[], $7::real[], \
                                   $8::real[], $9::real[], $10::real[], $11::real[], $12::text[], $13::int4[], $14::jsonb[], \
-                                  $15::bool[], $16::text[], $17::jsonb[]) \
+                                  $15::bool[], $16::text[], $17::jsonb[], $18::jsonb[]) \
              ON CONFLICT (submission_id, model_version) DO UPDATE SET shadow = false \
              WHERE results.shadow AND NOT EXCLUDED.shadow",
         )
@@ -87,6 +90,7 @@ pub async fn record_batch(pool: &PgPool, batch: &BatchRecord) -> Result<(), sqlx
             .bind(results.iter().map(|r| r.shadow).collect::<Vec<_>>())
             .bind(results.iter().map(|r| r.scoring.as_str()).collect::<Vec<_>>())
             .bind(results.iter().map(|r| r.uncertainty.map(Json)).collect::<Vec<_>>())
+            .bind(results.iter().map(|r| r.raw_scores.map(Json)).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         sqlx::query(

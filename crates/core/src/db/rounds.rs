@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use easel_rubric::RubricScores;
+use easel_rubric::{RubricScores, ScoringMode};
+use sqlx::types::Json;
 
 use crate::domain::{Name, Scale};
 
@@ -261,6 +262,30 @@ pub struct ModelScores {
 pub async fn model_scores(db: impl PgExecutor<'_>, round_id: Uuid, model_version: &str) -> Result<Vec<ModelScores>, sqlx::Error> {
     sqlx::query_as(
         "SELECT r.submission_id, r.score, r.overall, r.originality, r.color, r.texture, r.composition, r.content \
+         FROM round_entries e JOIN results r ON r.submission_id = e.submission_id AND r.model_version = $2 \
+         WHERE e.round_id = $1",
+    )
+    .bind(round_id)
+    .bind(model_version)
+    .fetch_all(db)
+    .await
+}
+
+/// A round entry's result of one model version, as a calibration reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RawScores {
+    pub submission_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub scoring: ScoringMode,
+    /// The zero-shot scores before the checkpoint's calibration; null for head results and for
+    /// zero-shot results stored before raw scores were kept.
+    pub raw_scores: Option<Json<RubricScores<f32>>>,
+}
+
+/// Every result of `model_version` for the round's entries.
+pub async fn raw_scores(db: impl PgExecutor<'_>, round_id: Uuid, model_version: &str) -> Result<Vec<RawScores>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.submission_id, r.scoring, r.raw_scores \
          FROM round_entries e JOIN results r ON r.submission_id = e.submission_id AND r.model_version = $2 \
          WHERE e.round_id = $1",
     )

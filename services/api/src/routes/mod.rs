@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/competitions/{slug}/rounds", get(jury::roster::rounds))
         .route("/v1/competitions/{slug}/rounds/{round}/standings", get(jury::standings::standings))
         .route("/v1/competitions/{slug}/rounds/{round}/agreement", get(jury::agreement::agreement))
+        .route("/v1/competitions/{slug}/rounds/{round}/calibration", get(jury::calibration::calibration))
         .route("/v1/competitions/{slug}/rounds/{round}/scores.csv", get(jury::scores_csv::scores_csv))
         .route("/openapi.json", get(crate::openapi::serve))
         .with_state(state)

@@ -1,7 +1,8 @@
-//! The jury's read side: rounds and jurors, a round's standings and agreement figures, its
-//! scores as a long CSV for analysis. (Jurors, rounds and scores are written through ingest.)
+//! The jury's read side: rounds and jurors, a round's standings and agreement figures, a
+//! calibration of zero-shot scores on its panel, its scores as a long CSV for analysis. (Jurors, rounds and scores are written through ingest.)
 
 pub mod agreement;
+pub mod calibration;
 pub mod roster;
 pub mod scores_csv;
 pub mod standings;

@@ -29,6 +29,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::stats;
+
 /// From this many entries on, [`Calibration::fit`] fits an isotonic map; below, a line.
 pub const ISOTONIC_MIN_ENTRIES: usize = 30;
 
@@ -55,13 +57,17 @@ pub enum CalibrationError {
 /// Serialised with its method as a tag: `{"method": "linear", "slope": 0.6, "intercept": 20}`,
 /// `{"method": "isotonic", "knots": [[x, y], ...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum Calibration {
     /// `slope · raw + intercept`, `slope ≥ 0`.
     Linear { slope: f32, intercept: f32 },
     /// Linear interpolation between knots `(raw, calibrated)`, flat outside them; `raw`
     /// strictly increasing, `calibrated` non-decreasing.
-    Isotonic { knots: Vec<[f32; 2]> },
+    Isotonic {
+        #[cfg_attr(feature = "utoipa", schema(value_type = Vec<Vec<f32>>))]
+        knots: Vec<[f32; 2]>,
+    },
 }
 
 /// A fitted map and, in words, which method was chosen and why.
@@ -315,6 +321,7 @@ impl CalibrationSet {
 
 /// What calibration does on entries it was not fitted on ([`cross_validate`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct CvFigures {
     /// Entries and folds (leave-one-out when there were fewer entries than folds asked for).
     pub n: usize,
@@ -403,8 +410,13 @@ pub fn cross_validate(raw: &[f32], target: &[f32], folds: usize, seed: u64) -> R
     })
 }
 
+fn widen(values: &[f32]) -> Vec<f64> {
+    values.iter().map(|&v| f64::from(v)).collect()
+}
+
 fn mae(x: &[f32], y: &[f32]) -> f64 {
-    x.iter().zip(y).map(|(a, b)| f64::from(a - b).abs()).sum::<f64>() / x.len() as f64
+    // Both sides are checked finite and non-empty before any figure is computed.
+    stats::mae(&widen(x), &widen(y)).unwrap_or(f64::NAN)
 }
 
 fn rmse(x: &[f32], y: &[f32]) -> f64 {
@@ -412,17 +424,63 @@ fn rmse(x: &[f32], y: &[f32]) -> f64 {
 }
 
 fn pearson(x: &[f32], y: &[f32]) -> Option<f64> {
-    let n = x.len() as f64;
-    let mx = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let my = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (&a, &b) in x.iter().zip(y) {
-        let (da, db) = (f64::from(a) - mx, f64::from(b) - my);
-        sxy += da * db;
-        sxx += da * da;
-        syy += db * db;
+    stats::pearson(&widen(x), &widen(y)).ok()
+}
+
+/// One output's calibration from paired scores: how many entries had both, the map (none
+/// below 2 entries), why that method or why none, and the cross-validated figures (none below
+/// 3 entries, where a fold's fit would keep fewer than 2).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct OutputFit {
+    /// `overall` or a criterion.
+    pub name: &'static str,
+    pub n: usize,
+    pub map: Option<Calibration>,
+    pub reason: String,
+    pub cross_validation: Option<CvFigures>,
+}
+
+/// Fits each output on its `(raw, target)` pairs, in [`easel_rubric::OUTPUTS`] order: the same
+/// procedure for `easel calibrate` (a rated manifest) and the API (a jury round).
+pub fn fit_outputs(pairs: &RubricScores<Vec<[f32; 2]>>, folds: usize, seed: u64) -> Result<Vec<OutputFit>, CalibrationError> {
+    if folds < 2 {
+        return Err(CalibrationError::Folds(folds));
     }
-    (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+    RubricScores::names()
+        .zip(pairs.as_ref())
+        .into_array()
+        .into_iter()
+        .map(|(name, pairs)| {
+            let (raw, target): (Vec<f32>, Vec<f32>) = pairs.iter().map(|&[r, t]| (r, t)).unzip();
+            if raw.len() < 2 {
+                return Ok(OutputFit {
+                    name,
+                    n: raw.len(),
+                    map: None,
+                    reason: format!("not calibrated: {} entries have a {name} score, and a map needs 2", raw.len()),
+                    cross_validation: None,
+                });
+            }
+            let fitted = Calibration::fit(&raw, &target)?;
+            Ok(OutputFit {
+                name,
+                n: raw.len(),
+                map: Some(fitted.map),
+                reason: fitted.method_reason,
+                cross_validation: cross_validate(&raw, &target, folds, seed).ok(),
+            })
+        })
+        .collect()
+}
+
+impl CalibrationSet {
+    /// The set `easel.json` keeps for fitted outputs ([`fit_outputs`]); outputs without a map
+    /// are served uncalibrated.
+    pub fn from_fits(fits: &[OutputFit], entries: usize, note: String) -> Self {
+        let map = |name: &str| fits.iter().find(|f| f.name == name).and_then(|f| f.map.clone());
+        Self { entries, note, maps: RubricScores::names().map(map) }
+    }
 }
 
 #[cfg(test)]
