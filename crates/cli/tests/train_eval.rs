@@ -260,3 +260,60 @@ fn bench_train_runs_at_the_tiny_shape() {
     assert!(step["seconds_per_step"].as_f64().unwrap() > 0.0);
     assert!(step["loss"].as_f64().unwrap().is_finite());
 }
+
+/// The Qwen2.5-VL backbone (windowed vision tower) through the same commands: a head and a
+/// LoRA adapter trained, the checkpoint scored, the model benched.
+#[test]
+fn qwen25_trains_scores_and_benches_through_the_same_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    run(easel()
+        .args(["model", "init", "--preset", "qwen2.5-vl-tiny", "--out"])
+        .arg(&base));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model_type"], "qwen2_5_vl");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("easel.json")).unwrap()).unwrap();
+    manifest["prompt"]["system"] = serde_json::json!("Judge. {{ description }}");
+    std::fs::write(base.join("easel.json"), manifest.to_string()).unwrap();
+    let data = dataset(&tmp.path().join("data"));
+    let out = tmp.path().join("trained");
+    let output = run(easel()
+        .args(["train", "--quiet", "--epochs", "1", "--batch-size", "2", "--val-fraction", "0.25"])
+        .args(["--lora-rank", "2", "--lora-targets", "q_proj,v_proj", "--max-critique-tokens", "8"])
+        .arg("--base")
+        .arg(&base)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&out));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("epoch 1: train loss"), "{stderr}");
+    assert!(out.join("head.safetensors").is_file() && out.join("adapter/adapter_model.safetensors").is_file());
+
+    let scored = tmp.path().join("scores.jsonl");
+    run(easel()
+        .args(["score", "--quiet", "--max-new-tokens", "2", "--model"])
+        .arg(&out)
+        .arg("--out")
+        .arg(&scored)
+        .arg(data.parent().unwrap().join("img")));
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&scored)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 8);
+    for row in &rows {
+        assert_eq!(row["scoring"], "head", "{row}");
+        assert!((1.0..=100.0).contains(&row["overall"].as_f64().unwrap()), "{row}");
+    }
+
+    let bench = run(easel().args([
+        "bench", "model", "--preset", "qwen2.5-vl-tiny", "--random-weights", "--device", "cpu",
+        "--image-size", "56", "--iters", "1", "--new-tokens", "2",
+    ]));
+    assert!(bench.status.success());
+    assert!(!bench.stdout.is_empty(), "the bench printed nothing");
+}
