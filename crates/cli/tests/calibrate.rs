@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use common::{easel, run};
+use common::{easel, run, score_records};
 
 /// The fixture checkpoint with the real tokenizer beside it, as a plain HF folder.
 fn plain_hf_folder(dir: &Path) -> PathBuf {
@@ -172,21 +172,6 @@ fn a_head_checkpoint_is_refused() {
     assert!(!out.exists(), "nothing written");
 }
 
-/// `easel score` on `images` (a folder) with `model`: the records.
-fn score(model: &Path, images: &Path, out: &Path) -> Vec<serde_json::Value> {
-    run(easel()
-        .args(["score", "--quiet", "--max-new-tokens", "0", "--model"])
-        .arg(model)
-        .arg("--out")
-        .arg(out)
-        .arg(images));
-    std::fs::read_to_string(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn install(model: &Path, file: &Path, out: &Path) -> std::process::Command {
     let mut cmd = easel();
     cmd.args(["calibrate", "--model"])
@@ -204,7 +189,7 @@ fn a_calibration_fitted_by_the_api_is_installed_as_is() {
     let model = plain_hf_folder(&tmp.path().join("qwen"));
     let data = rated(&tmp.path().join("data"));
     let images = data.parent().unwrap().join("img");
-    let before = score(&model, &images, &tmp.path().join("before.jsonl"));
+    let before = score_records(&model, &images, &tmp.path().join("before.jsonl"));
     let served = before[0]["model_version"].as_str().unwrap().to_string();
 
     // The API's response: a flat line for overall (every score becomes 42), nothing else.
@@ -233,7 +218,7 @@ fn a_calibration_fitted_by_the_api_is_installed_as_is() {
     assert_eq!(manifest["calibration"], section);
     assert!(!out.join("calibration-report.json").exists());
 
-    let after = score(&out, &images, &tmp.path().join("after.jsonl"));
+    let after = score_records(&out, &images, &tmp.path().join("after.jsonl"));
     assert_eq!(after.len(), before.len());
     let version = after[0]["model_version"].as_str().unwrap();
     assert_ne!(version, served, "a calibration is a new model version");

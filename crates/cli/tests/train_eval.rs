@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{easel, run};
+use common::{easel, run, score_records};
 use std::path::Path;
 
 /// Eight 56×56 paintings with two raters and critiques (a few rubric scores missing).
@@ -292,18 +292,7 @@ fn qwen25_trains_scores_and_benches_through_the_same_commands() {
     assert!(stderr.contains("epoch 1: train loss"), "{stderr}");
     assert!(out.join("head.safetensors").is_file() && out.join("adapter/adapter_model.safetensors").is_file());
 
-    let scored = tmp.path().join("scores.jsonl");
-    run(easel()
-        .args(["score", "--quiet", "--max-new-tokens", "2", "--model"])
-        .arg(&out)
-        .arg("--out")
-        .arg(&scored)
-        .arg(data.parent().unwrap().join("img")));
-    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&scored)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = score_records(&out, &data.parent().unwrap().join("img"), &tmp.path().join("scores.jsonl"));
     assert_eq!(rows.len(), 8);
     for row in &rows {
         assert_eq!(row["scoring"], "head", "{row}");

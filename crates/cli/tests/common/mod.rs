@@ -2,6 +2,7 @@
 
 pub mod postgres;
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 pub fn easel() -> Command {
@@ -18,4 +19,21 @@ pub fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `easel score` of `paintings` (a file or folder) with `model` into `out` (JSON Lines, no
+/// critique text): the records.
+#[allow(dead_code)] // not every test binary scores
+pub fn score_records(model: &Path, paintings: &Path, out: &Path) -> Vec<serde_json::Value> {
+    run(easel()
+        .args(["score", "--quiet", "--max-new-tokens", "0", "--model"])
+        .arg(model)
+        .arg("--out")
+        .arg(out)
+        .arg(paintings));
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
