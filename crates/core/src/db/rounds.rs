@@ -249,6 +249,10 @@ pub async fn queue(
     .await
 }
 
+/// The results (`r`) of model version `$2` for the entries of round `$1`.
+const ROUND_RESULTS: &str = "FROM round_entries e JOIN results r ON r.submission_id = e.submission_id AND r.model_version = $2 \
+     WHERE e.round_id = $1";
+
 /// The model's scores of a round's entries, for one model version.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ModelScores {
@@ -260,11 +264,9 @@ pub struct ModelScores {
 }
 
 pub async fn model_scores(db: impl PgExecutor<'_>, round_id: Uuid, model_version: &str) -> Result<Vec<ModelScores>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.submission_id, r.score, r.overall, r.originality, r.color, r.texture, r.composition, r.content \
-         FROM round_entries e JOIN results r ON r.submission_id = e.submission_id AND r.model_version = $2 \
-         WHERE e.round_id = $1",
-    )
+    sqlx::query_as(&format!(
+        "SELECT r.submission_id, r.score, r.overall, r.originality, r.color, r.texture, r.composition, r.content {ROUND_RESULTS}"
+    ))
     .bind(round_id)
     .bind(model_version)
     .fetch_all(db)
@@ -284,11 +286,7 @@ pub struct RawScores {
 
 /// Every result of `model_version` for the round's entries.
 pub async fn raw_scores(db: impl PgExecutor<'_>, round_id: Uuid, model_version: &str) -> Result<Vec<RawScores>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.submission_id, r.scoring, r.raw_scores \
-         FROM round_entries e JOIN results r ON r.submission_id = e.submission_id AND r.model_version = $2 \
-         WHERE e.round_id = $1",
-    )
+    sqlx::query_as(&format!("SELECT r.submission_id, r.scoring, r.raw_scores {ROUND_RESULTS}"))
     .bind(round_id)
     .bind(model_version)
     .fetch_all(db)

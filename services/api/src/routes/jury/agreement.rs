@@ -126,8 +126,8 @@ pub fn default_options(round: &Round) -> AgreementOptions {
     AgreementOptions { normalise: Normalise::None, threshold: AgreementOptions::DEFAULT_THRESHOLD, resamples: RESAMPLES, seed: seed(round.id) }
 }
 
-/// The same round gives the same intervals on every call.
-fn seed(round: Uuid) -> u64 {
+/// The same round gives the same intervals (and calibration folds) on every call.
+pub(super) fn seed(round: Uuid) -> u64 {
     let bytes = round.as_bytes();
     u64::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]])
 }

@@ -149,9 +149,7 @@ pub async fn calibration(
             })
             .to_vec()
     } else {
-        // The same round gives the same folds on every call.
-        let seed = u64::from_le_bytes(round.id.as_bytes()[8..].try_into().unwrap_or_default());
-        fit_outputs(&pairs, folds, seed).map_err(ApiError::internal)?
+        fit_outputs(&pairs, folds, super::agreement::seed(round.id)).map_err(ApiError::internal)?
     };
     let calibration = outputs.iter().any(|o| o.map.is_some()).then(|| {
         let note = format!(
