@@ -23,11 +23,26 @@ impl Module for Activation {
         match self {
             #[cfg(feature = "cuda")]
             Self::QuickGelu if crate::cuda::applies(xs) => crate::cuda::quick_gelu(xs),
+            Self::QuickGelu if crate::cpu::applies(xs) => crate::cpu::quick_gelu(xs),
             Self::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
             Self::Gelu => xs.gelu_erf(),
             Self::GeluPytorchTanh => xs.gelu(),
             Self::Silu => xs.silu(),
         }
+    }
+}
+
+impl Activation {
+    /// `act(gate) · up`, the middle of a gated MLP, fused into one pass where a kernel has it.
+    pub fn gated(&self, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if *self == Self::Silu && crate::cuda::applies(gate) {
+            return crate::cuda::silu_mul(gate, up);
+        }
+        if *self == Self::Silu && crate::cpu::applies(gate) && crate::cpu::applies(up) {
+            return crate::cpu::silu_mul(gate, up);
+        }
+        self.forward(gate)? * up
     }
 }
 
@@ -70,14 +85,15 @@ impl Linear {
     pub fn merge_lora(&mut self) -> Result<()> {
         if let Some(lora) = self.lora.take() {
             let delta = (lora.b.matmul(&lora.a)? * lora.scale)?.to_dtype(self.weight.dtype())?;
-            self.weight = (&self.weight + delta)?;
+            self.weight = crate::cpu::inference_layout((&self.weight + delta)?)?;
         }
         Ok(())
     }
 
     /// Loads `{vb}.weight` `[out, in]` and, when `bias`, `{vb}.bias` `[out]`.
     pub fn load(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get((out_dim, in_dim), "weight")?;
+        // f32 on the CPU: stored transposed for Easel's CPU kernels (same tensor to every caller).
+        let weight = crate::cpu::inference_layout(vb.get((out_dim, in_dim), "weight")?)?;
         let bias = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
         Ok(Self::new(weight, bias))
     }
@@ -101,10 +117,18 @@ impl Module for Linear {
         let in_dim = dims[dims.len() - 1];
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let flat = xs.reshape((rows, in_dim))?;
-        let ys = flat.matmul(&self.weight.t()?)?;
-        let ys = match &self.bias {
-            Some(bias) => ys.broadcast_add(bias)?,
-            None => ys,
+        let ys = if crate::cpu::linear_applies(&flat, &self.weight) {
+            crate::cpu::linear(&flat, &self.weight, self.bias.as_ref())?
+        } else {
+            let ys = if crate::cpu::skinny_applies(&flat, &self.weight, rows) {
+                crate::cpu::skinny_matmul(&flat, &self.weight)?
+            } else {
+                flat.matmul(&self.weight.t()?)?
+            };
+            match &self.bias {
+                Some(bias) => ys.broadcast_add(bias)?,
+                None => ys,
+            }
         };
         let ys = match &self.lora {
             Some(lora) => {
@@ -184,6 +208,7 @@ pub fn softmax_last_dim(xs: &Tensor, kernels: Kernels) -> Result<Tensor> {
     match kernels {
         #[cfg(feature = "cuda")]
         Kernels::Fused if crate::cuda::applies(xs) => crate::cuda::softmax_last_dim(xs),
+        Kernels::Fused if crate::cpu::applies(xs) => crate::cpu::softmax_last_dim(xs),
         Kernels::Fused => candle_nn::ops::softmax_last_dim(xs),
         Kernels::Differentiable => candle_nn::ops::softmax(xs, candle_core::D::Minus1),
     }

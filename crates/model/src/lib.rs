@@ -12,6 +12,7 @@
 pub mod assess;
 pub mod checkpoint;
 pub mod config;
+pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod error;

@@ -156,13 +156,8 @@ impl Mlp {
     }
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let gate = self.gate_proj.forward(xs)?;
-        let up = self.up_proj.forward(xs)?;
-        #[cfg(feature = "cuda")]
-        if self.act == Activation::Silu && crate::cuda::applies(&gate) {
-            return self.down_proj.forward(&crate::cuda::silu_mul(&gate, &up)?);
-        }
-        self.down_proj.forward(&(self.act.forward(&gate)? * up)?)
+        let gated = self.act.gated(&self.gate_proj.forward(xs)?, &self.up_proj.forward(xs)?)?;
+        self.down_proj.forward(&gated)
     }
 }
 

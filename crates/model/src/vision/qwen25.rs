@@ -42,8 +42,8 @@ impl GatedMlp {
     }
 
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let gate = self.act.forward(&self.gate_proj.forward(xs)?)?;
-        self.down_proj.forward(&(gate * self.up_proj.forward(xs)?)?)
+        let gated = self.act.gated(&self.gate_proj.forward(xs)?, &self.up_proj.forward(xs)?)?;
+        self.down_proj.forward(&gated)
     }
 }
 

@@ -1,0 +1,250 @@
+//! The `exp`-bound ops of the f32 inference path: QuickGELU (the vision MLP), SiLU(gate) × up
+//! (the language model's MLP) and the softmax over the last axis (every attention).
+//!
+//! candle runs the first two as several single-threaded passes with a scalar `exp` per
+//! element; its softmax is parallel but scalar. Here each is one pass, split over the rayon
+//! threads, with an `exp` written in plain arithmetic (range reduction to `[-ln2/2, ln2/2]`, a
+//! degree-6 polynomial, the exponent put in with integer adds: ≤ 2 ulp in f32 over the range that
+//! matters) that compilers vectorise for AVX-512, AVX2 or SSE2.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{Isa, multiversion};
+
+/// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
+const CHUNK: usize = 1 << 14;
+
+/// `eˣ` in f32 for `x` in `[-87.3, 88.3]` (clamped there: below it underflows to ≈ 1e-38,
+/// above it overflows).
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 · 2²³: adding it rounds to an integer, which then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 88.3);
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    // 2ⁿ: n is in the low bits of `shifted`'s pattern (0x4B40_0000 + n).
+    let n_int = shifted.to_bits().wrapping_sub(0x4B40_0000);
+    let scale = f32::from_bits(n_int.wrapping_add(127) << 23);
+    p * scale
+}
+
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+multiversion! {
+    fn quick_gelu_chunk(x: &[f32], y: &mut [f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = x * sigmoid(1.702 * x);
+        }
+    }
+}
+
+multiversion! {
+    fn silu_mul_chunk(gate: &[f32], up: &[f32], y: &mut [f32]) {
+        for ((y, &g), &u) in y.iter_mut().zip(gate).zip(up) {
+            *y = g * sigmoid(g) * u;
+        }
+    }
+}
+
+multiversion! {
+    /// One row: `y = exp(x − max) / Σ`.
+    fn softmax_row(x: &[f32], y: &mut [f32]) {
+        const LANES: usize = 16;
+        let mut max = [f32::NEG_INFINITY; LANES];
+        let chunks = x.chunks_exact(LANES);
+        let mut row_max = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        for c in chunks {
+            for l in 0..LANES {
+                max[l] = max[l].max(c[l]);
+            }
+        }
+        for m in max {
+            row_max = row_max.max(m);
+        }
+        let mut sums = [0f32; LANES];
+        let (mut xc, mut yc) = (x.chunks_exact(LANES), y.chunks_exact_mut(LANES));
+        for (c, d) in (&mut xc).zip(&mut yc) {
+            for l in 0..LANES {
+                d[l] = exp(c[l] - row_max);
+                sums[l] += d[l];
+            }
+        }
+        let mut sum: f32 = 0.0;
+        for (d, &c) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
+            *d = exp(c - row_max);
+            sum += *d;
+        }
+        let inv = 1.0 / (sum + sums.iter().sum::<f32>());
+        for d in y.iter_mut() {
+            *d *= inv;
+        }
+    }
+}
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else {
+        candle_core::bail!("{op} runs on f32");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op} needs a contiguous input");
+    };
+    Ok(&values[start..end])
+}
+
+/// `x · σ(1.702 x)`, as HF's `QuickGELUActivation`.
+pub fn quick_gelu(xs: &Tensor) -> Result<Tensor> {
+    xs.contiguous()?.apply_op1_no_bwd(&QuickGelu)
+}
+
+/// `SiLU(gate) · up`, the gated MLP's middle.
+pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.contiguous()?.apply_op2_no_bwd(&up.contiguous()?, &SiluMul)
+}
+
+/// Softmax over the last axis.
+pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
+    xs.contiguous()?.apply_op1_no_bwd(&Softmax)
+}
+
+struct QuickGelu;
+
+impl CustomOp1 for QuickGelu {
+    fn name(&self) -> &'static str {
+        "easel-cpu-quick-gelu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout, self.name())?;
+        let isa = Isa::detect();
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| quick_gelu_chunk(isa, x, y));
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+}
+
+struct SiluMul;
+
+impl CustomOp2 for SiluMul {
+    fn name(&self) -> &'static str {
+        "easel-cpu-silu-mul"
+    }
+
+    fn cpu_fwd(&self, g: &CpuStorage, g_l: &Layout, u: &CpuStorage, u_l: &Layout) -> Result<(CpuStorage, Shape)> {
+        if g_l.shape() != u_l.shape() {
+            candle_core::bail!("silu-mul: gate {:?} and up {:?} differ", g_l.shape(), u_l.shape());
+        }
+        let (g, u) = (contiguous(g, g_l, self.name())?, contiguous(u, u_l, self.name())?);
+        let isa = Isa::detect();
+        let mut y = vec![0f32; g.len()];
+        y.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+            .for_each(|(y, (g, u))| silu_mul_chunk(isa, g, u, y));
+        Ok((CpuStorage::F32(y), g_l.shape().clone()))
+    }
+}
+
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "easel-cpu-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout, self.name())?;
+        let dim = layout.shape().dims().last().copied().unwrap_or(1).max(1);
+        let isa = Isa::detect();
+        let mut y = vec![0f32; x.len()];
+        // Whole rows per task, about CHUNK elements each.
+        let rows = (CHUNK / dim).max(1);
+        y.par_chunks_mut(rows * dim).zip(x.par_chunks(rows * dim)).for_each(|(y, x)| {
+            for (y, x) in y.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
+                softmax_row(isa, x, y);
+            }
+        });
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, spread: f32) -> Vec<f32> {
+        (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761) % 20_001) as f32 / 10_000.0 * spread - spread).collect()
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp_of_the_library_exp() {
+        let mut worst = 0f64;
+        for i in 0..=200_000 {
+            let x = -87.0 + 175.0 * i as f32 / 200_000.0;
+            let (got, want) = (exp(x) as f64, (x as f64).exp());
+            worst = worst.max((got - want).abs() / want);
+        }
+        assert!(worst < 2.5e-7, "relative error {worst:e}");
+        assert_eq!(exp(-1e4), exp(-87.3));
+        assert!(exp(-1e4) < 1e-37 && exp(-1e4) > 0.0);
+        assert!(exp(1e4).is_finite());
+    }
+
+    #[test]
+    fn every_vector_unit_computes_the_same_activations() {
+        let x = values(1000, 12.0);
+        let u = values(1000, 3.0);
+        for isa in Isa::available() {
+            let mut y = vec![0f32; x.len()];
+            quick_gelu_chunk(isa, &x, &mut y);
+            for (&y, &x) in y.iter().zip(&x) {
+                let want = x as f64 / (1.0 + (-1.702 * x as f64).exp());
+                assert!((y as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()), "{isa:?} quick-gelu({x}) = {y}, not {want}");
+            }
+            silu_mul_chunk(isa, &x, &u, &mut y);
+            for ((&y, &g), &u) in y.iter().zip(&x).zip(&u) {
+                let want = g as f64 / (1.0 + (-g as f64).exp()) * u as f64;
+                assert!((y as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()), "{isa:?} silu-mul({g}, {u}) = {y}");
+            }
+            // Rows of every length around the vector width, with a masked (−1e9) entry.
+            for dim in [1, 7, 16, 33, 256] {
+                let mut row = values(dim, 20.0);
+                row[dim / 2] = -1e9;
+                let mut y = vec![0f32; dim];
+                softmax_row(isa, &row, &mut y);
+                let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+                let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+                for (&y, &v) in y.iter().zip(&row) {
+                    let want = (v as f64 - max).exp() / sum;
+                    assert!((y as f64 - want).abs() <= 1e-6 * (want + 1e-30), "{isa:?} dim {dim}: {y} vs {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_ops_equal_candles_and_keep_shapes() -> Result<()> {
+        let dev = candle_core::Device::Cpu;
+        let x = Tensor::randn(0f32, 3.0, (3, 5, 700), &dev)?;
+        let u = Tensor::randn(0f32, 1.0, (3, 5, 700), &dev)?;
+        let close = |a: &Tensor, b: &Tensor| -> Result<f32> { (a - b)?.abs()?.max_all()?.to_scalar::<f32>() };
+        let want = (&x * candle_nn::ops::sigmoid(&(&x * 1.702)?)?)?;
+        assert!(close(&quick_gelu(&x)?, &want)? < 1e-5);
+        assert!(close(&silu_mul(&x, &u)?, &(x.silu()? * &u)?)? < 1e-5);
+        // A strided (transposed) input is made contiguous first.
+        let t = x.transpose(1, 2)?;
+        assert!(close(&softmax_last_dim(&t)?, &candle_nn::ops::softmax_last_dim(&t.contiguous()?)?)? < 1e-6);
+        assert_eq!(softmax_last_dim(&t)?.dims(), &[3, 700, 5]);
+        assert!(silu_mul(&x, &u.narrow(2, 0, 10)?).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,118 @@
+//! Easel's own CPU kernels, as candle custom ops, for the f32 inference path on the CPU.
+//!
+//! candle's CPU backend runs elementwise ops on one thread with a scalar `exp`, and hands every
+//! matmul to `gemm`, whose few-row products run on one thread. These kernels cover the ops that
+//! profiling showed to matter (docs/PERFORMANCE.md, "CPU against PyTorch"):
+//!
+//! - [`linear`]: the checkpoint's dense layers, with each weight stored transposed so gemm
+//!   needs no scalar packing, the bias fused, and the few-row products of decoding on every
+//!   thread at the memory bandwidth the cores have;
+//! - [`skinny`]: the same few-row products against a row-major weight (the output layer tied to
+//!   the embeddings, which lookups need row-major);
+//! - [`activation`]: QuickGELU, SiLU × up and the softmax, with a vectorised `exp`, on every
+//!   thread.
+//!
+//! Each is written once and compiled for AVX-512, AVX2 + FMA and plain x86-64 (or whatever the
+//! target is); the widest the CPU has is chosen at run time, so one binary runs on any x86-64.
+//! They run only where nothing needs gradients (f32 tensors that track no op): training keeps
+//! candle's differentiable ops. `EASEL_CPU_KERNELS=0` turns them all off (to measure the
+//! difference or rule them out).
+
+pub mod activation;
+pub mod linear;
+pub mod skinny;
+
+use std::sync::OnceLock;
+
+use candle_core::{DType, Tensor};
+
+pub use activation::{quick_gelu, silu_mul, softmax_last_dim};
+pub use linear::{inference_layout, linear, linear_applies};
+pub use skinny::{SKINNY_ROWS, skinny_applies, skinny_matmul};
+
+/// Whether Easel's CPU kernels may run (not turned off with `EASEL_CPU_KERNELS=0`).
+pub fn enabled() -> bool {
+    static ENABLED: OnceLock<bool> = OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("EASEL_CPU_KERNELS").map(|v| v != "0").unwrap_or(true))
+}
+
+/// Whether a kernel may take `xs`: f32 on the CPU, enabled, and no gradient to carry.
+pub fn applies(xs: &Tensor) -> bool {
+    enabled() && xs.device().is_cpu() && xs.dtype() == DType::F32 && !xs.track_op()
+}
+
+/// The vector unit kernels run on, detected once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512 F/BW/DQ/VL with AVX2 and FMA (x86-64-v4).
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// AVX2 with FMA (x86-64-v3).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// Whatever the build targets (SSE2 on plain x86-64).
+    Portable,
+}
+
+impl Isa {
+    pub fn detect() -> Self {
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                let v3 = has!("avx2") && has!("fma");
+                if v3 && has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
+                    return Isa::Avx512;
+                }
+                if v3 {
+                    return Isa::Avx2;
+                }
+            }
+            Isa::Portable
+        })
+    }
+
+    /// Every vector unit this CPU can run, narrowest first (for tests that check each).
+    pub fn available() -> Vec<Self> {
+        let mut out = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            match Self::detect() {
+                Isa::Avx512 => out.extend([Isa::Avx2, Isa::Avx512]),
+                Isa::Avx2 => out.push(Isa::Avx2),
+                Isa::Portable => {}
+            }
+        }
+        out
+    }
+}
+
+/// Defines `fn $name(isa: Isa, args…)` that runs `$body` compiled for the given vector unit:
+/// the body is written once, in plain Rust that compilers vectorise, and instantiated with
+/// each unit's target features.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        $vis fn $name(isa: $crate::cpu::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                fn v4($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                fn v3($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+                match isa {
+                    // SAFETY: `Isa::detect` saw these features on this CPU.
+                    $crate::cpu::Isa::Avx512 => return unsafe { v4($($arg),*) },
+                    $crate::cpu::Isa::Avx2 => return unsafe { v3($($arg),*) },
+                    $crate::cpu::Isa::Portable => {}
+                }
+            }
+            let _ = isa;
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
