@@ -102,6 +102,13 @@ ensure_chromium() {
     apt_install chromium chromium-driver
 }
 
+# Valgrind, whose CPU has no AVX-512: a test runs the default build under it to show the vector
+# kernels are chosen at run time (crates/cli/tests/cli.rs).
+ensure_valgrind() {
+    if command -v valgrind >/dev/null; then return 0; fi
+    apt_install valgrind
+}
+
 # The `easel` database of the local configuration.
 ensure_database() {
     if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'easel'" | grep -q 1; then

@@ -2,7 +2,8 @@
 # The whole test suite — the test command README.md gives, and what .ci/run runs on a clean
 # clone. Installs and starts what the tests need (Postgres, RabbitMQ, SeaweedFS; the real Qwen
 # tokenizer, all-MiniLM-L6-v2 and the CC0 sample paintings into .cache/; Debian's chromium and
-# chromium-driver for the dashboard's browser tests), then runs every Rust test in the workspace
+# chromium-driver for the dashboard's browser tests; valgrind for the test that runs the default
+# build on a CPU without AVX-512), then runs every Rust test in the workspace
 # (dev profile) and the offline Kubernetes checks. Screenshots of the dashboard's pages land in
 # target/screenshots/.
 set -euo pipefail
@@ -21,6 +22,9 @@ scripts/deps-up.sh
 
 step "a headless browser for the dashboard tests"
 ensure_chromium
+
+step "valgrind (a CPU without AVX-512, for the portability test)"
+ensure_valgrind
 
 step "Rust tests (workspace)"
 # The pipeline tests start and SIGKILL real worker processes: build the binary they launch.

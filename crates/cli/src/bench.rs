@@ -130,7 +130,7 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
         .sum();
     emit(
         json!({"event": "model_built", "preset": preset.name(), "params": params, "dtype": args.compute.dtype,
-        "device": args.compute.device, "seconds": build_s}),
+        "device": args.compute.device, "seconds": build_s, "cpu_kernels": easel_model::cpu::Isa::in_use()}),
     );
 
     let side = args.image_size / 14;

@@ -4,6 +4,7 @@ mod common;
 
 use common::{easel, run};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use candle_core::{DType, Device};
 
@@ -315,4 +316,31 @@ fn bench_runs_at_the_tiny_shape() {
             .filter(|l| l["path"] == "score")
             .all(|l| l["images_per_s"].as_f64().unwrap() > 0.0)
     );
+}
+
+/// A CPU without AVX-512 (or without AVX2) must still run the default build: gemm's and Easel's
+/// vector kernels are chosen at run time. Valgrind's CPU has AVX2 + FMA but no AVX-512, and
+/// stops on an instruction it does not know, so the bench at the tiny shape under valgrind
+/// runs every CPU kernel (few-row and many-row products, activations, softmax) on the AVX2
+/// paths, and would fail on any AVX-512 instruction outside a dispatch.
+#[test]
+fn the_default_build_runs_on_a_cpu_without_avx512() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("valgrind is not installed: skipped (apt-get install valgrind)");
+        return;
+    }
+    let out = run(Command::new("valgrind")
+        .args(["--tool=none", "-q", "--error-exitcode=3", env!("CARGO_BIN_EXE_easel")])
+        .args(["bench", "model", "--preset", "tiny", "--random-weights", "--image-size", "56"])
+        .args(["--batch", "1,9", "--new-tokens", "2", "--iters", "1"]));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let built = lines.iter().find(|l| l["event"] == "model_built").expect("model_built");
+    assert!(
+        ["avx2", "portable"].contains(&built["cpu_kernels"].as_str().unwrap()),
+        "under valgrind the kernels cannot be AVX-512: {built}"
+    );
+    assert_eq!(lines.iter().filter(|l| l["path"] == "generate").count(), 2);
 }

@@ -16,9 +16,12 @@ use rayon::prelude::*;
 use super::{Isa, SKINNY_ROWS, multiversion};
 
 /// The layout [`linear`] runs on: the same `[out, in]` tensor, stored transposed. Weights that
-/// are not f32 on the CPU (or with the kernels off) are returned as they are.
+/// are not f32 on the CPU, variables being trained, or any weight with the kernels off are
+/// returned as they are.
 pub fn inference_layout(weight: Tensor) -> Result<Tensor> {
-    if !(super::enabled() && weight.device().is_cpu() && weight.dtype() == DType::F32 && weight.rank() == 2) {
+    // A variable (a weight being trained) must stay the tensor its optimiser updates.
+    let applies = super::enabled() && weight.device().is_cpu() && weight.dtype() == DType::F32 && weight.rank() == 2;
+    if !applies || weight.track_op() {
         return Ok(weight);
     }
     let (n, k) = weight.dims2()?;
@@ -277,6 +280,9 @@ mod tests {
         assert!(!linear_applies(&x, &w), "a row-major weight takes candle's matmul");
         let var = candle_core::Var::from_tensor(&t)?;
         assert!(!linear_applies(&x, var.as_tensor()));
+        // A trained weight keeps its identity (the optimiser updates that very tensor).
+        let trained = candle_core::Var::from_tensor(&w)?;
+        assert_eq!(inference_layout(trained.as_tensor().clone())?.id(), trained.as_tensor().id());
         assert!(!linear_applies(&(var.as_tensor().narrow(0, 0, 2)? * 1.0)?, &t));
         assert_eq!(inference_layout(w.to_dtype(DType::BF16)?)?.is_contiguous(), true);
         Ok(())

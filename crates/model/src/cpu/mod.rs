@@ -73,6 +73,21 @@ impl Isa {
         })
     }
 
+    /// What Easel's CPU kernels run on in this process: `avx512`, `avx2`, `portable`, or `off`
+    /// (`EASEL_CPU_KERNELS=0`). `easel bench model` reports it.
+    pub fn in_use() -> &'static str {
+        if !enabled() {
+            return "off";
+        }
+        match Self::detect() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => "avx512",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => "avx2",
+            Isa::Portable => "portable",
+        }
+    }
+
     /// Every vector unit this CPU can run, narrowest first (for tests that check each).
     pub fn available() -> Vec<Self> {
         let mut out = vec![Isa::Portable];
