@@ -183,6 +183,27 @@ impl Browser {
         }
     }
 
+    /// The text of `<main>` once it contains `expected`: polls through a navigation (a form
+    /// submitted with Enter can leave the old page "complete" for a moment, and an element found
+    /// on it goes stale), up to 20 s; then the last text seen, for the test's assertion.
+    pub async fn main_text_containing(&self, expected: &str) -> Result<String> {
+        let started = Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < Duration::from_secs(20) {
+            self.settle().await?;
+            if let Ok(main) = self.client.find(Locator::Css("main")).await
+                && let Ok(text) = main.text().await
+            {
+                if text.contains(expected) {
+                    return Ok(text);
+                }
+                last = text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(last)
+    }
+
     /// The current path and query.
     pub async fn path(&self) -> Result<String> {
         let url = self.client.current_url().await?;

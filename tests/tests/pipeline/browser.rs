@@ -110,9 +110,9 @@ async fn organisers_and_jurors_use_the_dashboard_in_a_browser() {
         let focused = browser.client.active_element().await.unwrap();
         assert_eq!(focused.attr("name").await.unwrap().as_deref(), Some("score"), "the score field starts focused");
         focused.send_keys(&format!("{score}\u{E007}")).await.unwrap();
-        browser.settle().await.unwrap();
-        let text = browser.client.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
-        assert!(text.contains(&format!("{} of {ENTRIES} entries scored", i + 1)), "{text}");
+        let scored = format!("{} of {ENTRIES} entries scored", i + 1);
+        let text = browser.main_text_containing(&scored).await.unwrap();
+        assert!(text.contains(&scored), "{text}");
         assert!(text.contains("Saved."));
     }
     browser.screenshot("07-judge-after-three").await.unwrap();
