@@ -11,7 +11,7 @@ from collections import defaultdict
 
 CLASSES = [
     ("matmul (gemm kernels)", ("gemm_f32::microkernel", "gemm_f16::", "gemm_common::")),
-    ("matmul (Easel skinny)", ("cpu::skinny",)),
+    ("matmul (Easel few-row kernels)", ("cpu::skinny", "cpu::linear")),
     ("softmax", ("softmax",)),
     ("activations", ("quick_gelu", "silu", "gelu", "sigmoid")),
     ("norms", ("layer_norm", "rms_norm", "LayerNorm", "RmsNorm")),
