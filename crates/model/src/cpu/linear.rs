@@ -286,7 +286,7 @@ mod tests {
         let trained = candle_core::Var::from_tensor(&w)?;
         assert_eq!(inference_layout(trained.as_tensor().clone())?.id(), trained.as_tensor().id());
         assert!(!linear_applies(&(var.as_tensor().narrow(0, 0, 2)? * 1.0)?, &t));
-        assert_eq!(inference_layout(w.to_dtype(DType::BF16)?)?.is_contiguous(), true);
+        assert!(inference_layout(w.to_dtype(DType::BF16)?)?.is_contiguous());
         Ok(())
     }
 }
