@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Isa, multiversion};
+use super::{Isa, f32_slice, multiversion};
 
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
 const CHUNK: usize = 1 << 14;
@@ -92,16 +92,6 @@ multiversion! {
     }
 }
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("{op} runs on f32");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("{op} needs a contiguous input");
-    };
-    Ok(&values[start..end])
-}
-
 /// `x · σ(1.702 x)`, as HF's `QuickGELUActivation`.
 pub fn quick_gelu(xs: &Tensor) -> Result<Tensor> {
     xs.contiguous()?.apply_op1_no_bwd(&QuickGelu)
@@ -125,7 +115,7 @@ impl CustomOp1 for QuickGelu {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout, self.name())?;
+        let x = f32_slice(storage, layout, self.name())?;
         let isa = Isa::detect();
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| quick_gelu_chunk(isa, x, y));
@@ -144,7 +134,7 @@ impl CustomOp2 for SiluMul {
         if g_l.shape() != u_l.shape() {
             candle_core::bail!("silu-mul: gate {:?} and up {:?} differ", g_l.shape(), u_l.shape());
         }
-        let (g, u) = (contiguous(g, g_l, self.name())?, contiguous(u, u_l, self.name())?);
+        let (g, u) = (f32_slice(g, g_l, self.name())?, f32_slice(u, u_l, self.name())?);
         let isa = Isa::detect();
         let mut y = vec![0f32; g.len()];
         y.par_chunks_mut(CHUNK)
@@ -162,7 +152,7 @@ impl CustomOp1 for Softmax {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout, self.name())?;
+        let x = f32_slice(storage, layout, self.name())?;
         let dim = layout.shape().dims().last().copied().unwrap_or(1).max(1);
         let isa = Isa::detect();
         let mut y = vec![0f32; x.len()];

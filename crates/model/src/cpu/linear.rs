@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Isa, SKINNY_ROWS, multiversion};
+use super::{Isa, SKINNY_ROWS, f32_slice, multiversion};
 
 /// The layout [`linear`] runs on: the same `[out, in]` tensor, stored transposed. Weights that
 /// are not f32 on the CPU, variables being trained, or any weight with the kernels off are
@@ -30,7 +30,7 @@ pub fn inference_layout(weight: Tensor) -> Result<Tensor> {
     let candle_core::Storage::Cpu(cpu) = &*storage else {
         candle_core::bail!("inference_layout: not a CPU tensor");
     };
-    let w = f32_slice(cpu, layout)?;
+    let w = f32_slice(cpu, layout, "inference_layout")?;
     // `Wᵀ [k, n]`, built in parallel: each task writes whole rows of it, reading a band of 64
     // columns of W (one cache line per row of W per 16 of them).
     let mut wt = vec![0f32; k * n];
@@ -71,16 +71,6 @@ pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Ten
 
 struct Dense;
 
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(values) = storage else {
-        candle_core::bail!("easel-cpu-linear runs on f32");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("easel-cpu-linear needs contiguous inputs");
-    };
-    Ok(&values[start..end])
-}
-
 impl Dense {
     fn run(&self, x: &CpuStorage, x_l: &Layout, wt: &CpuStorage, wt_l: &Layout, bias: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let (m, k) = x_l.shape().dims2()?;
@@ -88,7 +78,7 @@ impl Dense {
         if k != wk || bias.is_some_and(|b| b.len() != n) {
             candle_core::bail!("easel-cpu-linear: input {m}×{k}, weight {n}×{wk}, bias {:?}", bias.map(<[f32]>::len));
         }
-        let (x, wt) = (f32_slice(x, x_l)?, f32_slice(wt, wt_l)?);
+        let (x, wt) = (f32_slice(x, x_l, "easel-cpu-linear")?, f32_slice(wt, wt_l, "easel-cpu-linear")?);
         let y = if m <= SKINNY_ROWS { few_rows(x, m, k, wt, n, bias) } else { many_rows(x, m, k, wt, n, bias) };
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
@@ -118,7 +108,7 @@ impl CustomOp3 for Dense {
         b: &CpuStorage,
         b_l: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        self.run(x, x_l, wt, wt_l, Some(f32_slice(b, b_l)?))
+        self.run(x, x_l, wt, wt_l, Some(f32_slice(b, b_l, "easel-cpu-linear")?))
     }
 }
 

@@ -24,7 +24,7 @@ pub mod skinny;
 
 use std::sync::OnceLock;
 
-use candle_core::{DType, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 
 pub use activation::{quick_gelu, silu_mul, softmax_last_dim};
 pub use linear::{inference_layout, linear, linear_applies};
@@ -39,6 +39,17 @@ pub fn enabled() -> bool {
 /// Whether a kernel may take `xs`: f32 on the CPU, enabled, and no gradient to carry.
 pub fn applies(xs: &Tensor) -> bool {
     enabled() && xs.device().is_cpu() && xs.dtype() == DType::F32 && !xs.track_op()
+}
+
+/// The f32 values a contiguous CPU tensor holds, or an error naming `op`.
+pub(crate) fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(values) = storage else {
+        candle_core::bail!("{op} runs on f32");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op} needs contiguous inputs");
+    };
+    Ok(&values[start..end])
 }
 
 /// The vector unit kernels run on, detected once.

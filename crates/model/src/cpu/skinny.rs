@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::Isa;
+use super::{Isa, f32_slice};
 
 /// The most input rows [`skinny_matmul`] takes; beyond this gemm's blocked kernels win.
 pub const SKINNY_ROWS: usize = 8;
@@ -21,7 +21,6 @@ pub fn skinny_applies(xs: &Tensor, weight: &Tensor, rows: usize) -> bool {
         && weight.dtype() == DType::F32
         && weight.rank() == 2
         && weight.is_contiguous()
-        && !xs.track_op()
         && !weight.track_op()
 }
 
@@ -43,14 +42,8 @@ impl CustomOp2 for SkinnyMatmul {
         if k != wk {
             candle_core::bail!("skinny matmul: input is {m}×{k}, weight {n}×{wk}");
         }
-        let (xs, w) = match (xs, w) {
-            (CpuStorage::F32(xs), CpuStorage::F32(w)) => (xs, w),
-            _ => candle_core::bail!("skinny matmul runs on f32"),
-        };
-        let (Some((xs0, xs1)), Some((w0, w1))) = (xs_l.contiguous_offsets(), w_l.contiguous_offsets()) else {
-            candle_core::bail!("skinny matmul needs contiguous inputs");
-        };
-        let out = matmul_t(&xs[xs0..xs1], m, k, &w[w0..w1], n);
+        let (xs, w) = (f32_slice(xs, xs_l, self.name())?, f32_slice(w, w_l, self.name())?);
+        let out = matmul_t(xs, m, k, w, n);
         Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 }
