@@ -5,10 +5,13 @@
 # its output.
 #
 #   scripts/bench-cpu-vs-hf.sh                         # Qwen2-VL-2B shape, 224², batch 1 and 4
+#   WEIGHTS=f32,bf16,int8 HF_DTYPES=f32,bf16 scripts/bench-cpu-vs-hf.sh   # + Easel's packed weights, HF in bf16
 #   PRESET=tiny IMAGE_SIZE=56 NEW_TOKENS=4 scripts/bench-cpu-vs-hf.sh   # a smoke run, seconds
 #
 # Environment: PRESET (qwen2-vl-2b), IMAGE_SIZE (224), BATCHES (1,4), PREFILL_BATCHES (1),
-# NEW_TOKENS (16), ITERS (2), DTYPE (f32; bf16 compares Easel's bf16 with HF's bf16),
+# NEW_TOKENS (16), ITERS (2), DTYPE (f32: the activations' dtype on both sides; bf16 compares
+# Easel's bf16 with HF's bf16), WEIGHTS (f32: Easel's `--weights` formats, one run each, f32
+# activations), HF_DTYPES (DTYPE: HF runs, one per dtype; ratios are against the first),
 # THREADS (every core), OUT (a fresh folder under /tmp), EASEL (the easel binary; built with
 # `cargo build --release -p easel-cli` when unset), EASEL_EXTRA (more `easel bench model` flags).
 # Needs python3 with torch and transformers (pip install -r scripts/reference/requirements.txt).
@@ -23,6 +26,8 @@ PREFILL_BATCHES="${PREFILL_BATCHES:-1}"
 NEW_TOKENS="${NEW_TOKENS:-16}"
 ITERS="${ITERS:-2}"
 DTYPE="${DTYPE:-f32}"
+WEIGHTS="${WEIGHTS:-f32}"
+HF_DTYPES="${HF_DTYPES:-$DTYPE}"
 THREADS="${THREADS:-$(nproc)}"
 OUT="${OUT:-$(mktemp -d /tmp/easel-cpu-vs-hf.XXXXXX)}"
 mkdir -p "$OUT"
@@ -44,20 +49,25 @@ export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="
     echo "python: $(python3 -c 'import torch, transformers; print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads")')"
 } | tee "$OUT/machine.txt"
 
-# HF first, then Easel: each alone on the machine.
-python3 scripts/gpu/hf_baseline.py --preset "$PRESET" --device cpu --dtype "$DTYPE" --image-size "$IMAGE_SIZE" \
-    --vision-batches "$BATCHES" --prefill-batches "$PREFILL_BATCHES" --generate-batches "$BATCHES" \
-    --new-tokens "$NEW_TOKENS" --iters "$ITERS" --gen-iters 1 --out "$OUT/hf.jsonl" >/dev/null
+# HF first, then Easel: each run alone on the machine.
+for dtype in ${HF_DTYPES//,/ }; do
+    python3 scripts/gpu/hf_baseline.py --preset "$PRESET" --device cpu --dtype "$dtype" --image-size "$IMAGE_SIZE" \
+        --vision-batches "$BATCHES" --prefill-batches "$PREFILL_BATCHES" --generate-batches "$BATCHES" \
+        --new-tokens "$NEW_TOKENS" --iters "$ITERS" --gen-iters 1 --out "$OUT/hf-$dtype.jsonl" >/dev/null
+done
 # Easel's bench runs prefill at every --batch; the HF run's prefill batches are the ones compared.
-# shellcheck disable=SC2086
-"$EASEL" bench model --preset "$PRESET" --random-weights --device cpu --dtype "$DTYPE" --image-size "$IMAGE_SIZE" \
-    --batch "$BATCHES" --new-tokens "$NEW_TOKENS" --iters "$ITERS" ${EASEL_EXTRA:-} >"$OUT/easel.jsonl"
+for weights in ${WEIGHTS//,/ }; do
+    # shellcheck disable=SC2086
+    "$EASEL" bench model --preset "$PRESET" --random-weights --device cpu --dtype "$DTYPE" --weights "$weights" \
+        --image-size "$IMAGE_SIZE" --batch "$BATCHES" --new-tokens "$NEW_TOKENS" --iters "$ITERS" ${EASEL_EXTRA:-} \
+        >"$OUT/easel-$weights.jsonl"
+done
 
-python3 - "$OUT" <<'EOF' | tee "$OUT/table.md"
+python3 - "$OUT" "$HF_DTYPES" "$WEIGHTS" "$DTYPE" <<'EOF' | tee "$OUT/table.md"
 import json, sys
 from pathlib import Path
 
-out = Path(sys.argv[1])
+out, hf_dtypes, weights, dtype = Path(sys.argv[1]), sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4]
 
 def rows(name):
     recs = {}
@@ -71,21 +81,30 @@ def rows(name):
 def rate(r):
     return r["critiques_per_s"] if r["path"] == "generate" else r["images_per_s"]
 
-hf, easel = rows("hf.jsonl"), rows("easel.jsonl")
+hf = {d: rows(f"hf-{d}.jsonl") for d in hf_dtypes}
+easel = {w: rows(f"easel-{w}.jsonl") for w in weights}
+base = hf[hf_dtypes[0]]
+name = lambda w: f"Easel {dtype}" if w == "f32" else f"Easel {w} weights"
 label = {"score": "score path (vision tower)", "prefill": "prefill", "generate": "critique"}
-print("| path | batch | HF transformers | Easel | Easel ÷ HF |")
-print("|---|---|---|---|---|")
-ratios = []
-for key in sorted(hf, key=lambda k: (["score", "prefill", "generate"].index(k[0]), k[1])):
-    if key not in easel:
+cols = [f"HF {d}" for d in hf_dtypes] + [name(w) for w in weights] + [f"{name(w)} ÷ HF {hf_dtypes[0]}" for w in weights]
+print("| path | batch | " + " | ".join(cols) + " |")
+print("|---|---|" + "---|" * len(cols))
+ratios = {w: [] for w in weights}
+for key in sorted(base, key=lambda k: (["score", "prefill", "generate"].index(k[0]), k[1])):
+    if not all(key in easel[w] for w in weights):
         continue
-    h, e = rate(hf[key]), rate(easel[key])
     unit = "critiques/s" if key[0] == "generate" else "img/s"
-    extra = f", {hf[key]['prompt_tokens']} tokens" if key[0] == "prefill" else ""
-    extra += f", {hf[key]['new_tokens']} new tokens" if key[0] == "generate" else ""
-    ratios.append(e / h)
-    print(f"| {label[key[0]]}{extra} | {key[1]} | {h:.3f} {unit} | {e:.3f} {unit} | {e / h:.2f}× |")
-if ratios:
-    print(f"\nlowest Easel ÷ HF: {min(ratios):.2f}×, highest {max(ratios):.2f}×")
+    extra = f", {base[key]['prompt_tokens']} tokens" if key[0] == "prefill" else ""
+    extra += f", {base[key]['new_tokens']} new tokens" if key[0] == "generate" else ""
+    cells = [f"{rate(hf[d][key]):.3f} {unit}" if key in hf[d] else "–" for d in hf_dtypes]
+    cells += [f"{rate(easel[w][key]):.3f}" for w in weights]
+    for w in weights:
+        ratio = rate(easel[w][key]) / rate(base[key])
+        ratios[w].append(ratio)
+        cells.append(f"{ratio:.2f}×")
+    print(f"| {label[key[0]]}{extra} | {key[1]} | " + " | ".join(cells) + " |")
+for w in weights:
+    if ratios[w]:
+        print(f"\n{name(w)} ÷ HF {hf_dtypes[0]}: lowest {min(ratios[w]):.2f}×, highest {max(ratios[w]):.2f}×")
 EOF
-echo "raw JSON lines: $OUT/hf.jsonl, $OUT/easel.jsonl"
+echo "raw JSON lines: $OUT/hf-*.jsonl, $OUT/easel-*.jsonl"

@@ -28,6 +28,9 @@ pub enum BenchCommand {
     Preprocess(PreprocessArgs),
     /// One multi-task training step (head + LoRA, LM and regression loss) at a real shape.
     Train(crate::train::TrainBenchArgs),
+    /// Agreement of bf16 / int8 weights (`--weights`) with f32 on a checkpoint and a folder of
+    /// paintings: score differences, greedy-token agreement, speed.
+    Weights(crate::bench_weights::WeightsBenchArgs),
 }
 
 #[derive(Args)]
@@ -97,6 +100,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Parity(args) => parity(args),
         BenchCommand::Preprocess(args) => preprocess(args),
         BenchCommand::Train(args) => crate::train::bench(args),
+        BenchCommand::Weights(args) => crate::bench_weights::run(args),
     }
 }
 
@@ -111,7 +115,8 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
     let device = args.compute.device()?;
     let dtype = args.compute.dtype()?;
     let start = Instant::now();
-    let (config, model) = random_model(preset, &device, dtype, args.seed)?;
+    let (config, mut model) = random_model(preset, &device, dtype, args.seed)?;
+    model.pack_weights(args.compute.weights()?)?;
     let head_cfg = HeadConfig::new(config.text.hidden_size, preset.head_hidden());
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(args.seed);
     let head_tensors = easel_model::init::random_head_tensors(&head_cfg, &mut rng)?
@@ -130,7 +135,7 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
         .sum();
     emit(
         json!({"event": "model_built", "preset": preset.name(), "params": params, "dtype": args.compute.dtype,
-        "device": args.compute.device, "seconds": build_s, "cpu_kernels": easel_model::cpu::Isa::in_use()}),
+        "weights": args.compute.weights, "device": args.compute.device, "seconds": build_s, "cpu_kernels": easel_model::cpu::Isa::in_use()}),
     );
 
     let side = args.image_size / 14;
@@ -353,7 +358,8 @@ fn parity(args: ParityArgs) -> Result<()> {
     let files = CheckpointFiles::locate(&args.model)?;
     let config = files.read_config()?;
     let start = Instant::now();
-    let model = Qwen2VlModel::load(&files, &config, &device, dtype)?;
+    let mut model = Qwen2VlModel::load(&files, &config, &device, dtype)?;
+    model.pack_weights(args.compute.weights()?)?;
     device.synchronize()?;
     let load_s = start.elapsed().as_secs_f64();
     let inputs = candle_core::safetensors::load(&args.inputs, &Device::Cpu)
@@ -403,7 +409,7 @@ fn parity(args: ParityArgs) -> Result<()> {
         .zip(&theirs)
         .filter(|(a, b)| i64::from(**a) == **b)
         .count();
-    let mut report = json!({"event": "parity", "batch": top1.len(), "dtype": args.compute.dtype, "device": args.compute.device,
+    let mut report = json!({"event": "parity", "batch": top1.len(), "dtype": args.compute.dtype, "weights": args.compute.weights, "device": args.compute.device,
         "top1_agreement": agree as f64 / top1.len().max(1) as f64, "agree": agree,
         "load_seconds": load_s, "run_seconds": run_s});
     if let Some(hf) = inputs.get("hf_last_logits") {

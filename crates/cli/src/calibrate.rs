@@ -99,6 +99,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     let mut options = LoadOptions {
         device: args.compute.device()?,
         dtype: args.compute.dtype()?,
+        weights: args.compute.weights()?,
         ..LoadOptions::cpu()
     };
     options.max_batch = args.batch.max(1);

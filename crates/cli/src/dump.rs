@@ -42,8 +42,9 @@ pub struct DumpArgs {
 
 pub fn run(args: DumpArgs) -> Result<()> {
     let device = args.compute.device()?;
-    let vlm = Qwen2Vl::load(&args.model, &device, args.compute.dtype()?, None)
+    let mut vlm = Qwen2Vl::load(&args.model, &device, args.compute.dtype()?, None)
         .with_context(|| format!("loading {}", args.model.display()))?;
+    vlm.model.pack_weights(args.compute.weights()?)?;
     let patch_len = vlm.config().vision.patch_len();
 
     let (pixel_values, grids) = match &args.pixel_values_from {

@@ -108,6 +108,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut options = LoadOptions {
         device: device.clone(),
         dtype: args.compute.dtype()?,
+        weights: args.compute.weights()?,
         ..LoadOptions::cpu()
     };
     options.max_batch = args.batch.max(1);

@@ -2,6 +2,7 @@
 //! checkpoints, and benchmark the model.
 
 mod bench;
+mod bench_weights;
 mod calibrate;
 mod device;
 mod dump;

@@ -141,6 +141,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     let mut options = LoadOptions::cpu();
     options.device = args.compute.device()?;
     options.dtype = args.compute.dtype()?;
+    options.weights = args.compute.weights()?;
     options.max_pixels = args.max_pixels;
     options.max_batch = args.batch.max(1);
     options.scoring = args.zero_shot.then_some(ScoringMode::ZeroShot);
@@ -270,7 +271,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
 }
 
 /// Image files under `inputs`, sorted, each once.
-fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
@@ -305,7 +306,7 @@ fn has_image_extension(path: &Path) -> bool {
 }
 
 /// The painting's description from `<stem>.txt` beside it.
-fn read_sidecar(image: &Path) -> Result<Option<String>, String> {
+pub(crate) fn read_sidecar(image: &Path) -> Result<Option<String>, String> {
     let sidecar = image.with_extension("txt");
     if !sidecar.is_file() {
         return Ok(None);

@@ -256,6 +256,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let config = args.config()?;
     let device = args.compute.device()?;
     let dtype = args.compute.dtype()?;
+    if args.compute.weights()? != easel_model::WeightFormat::F32 {
+        bail!("training runs on the --dtype weights; --weights bf16/int8 is for inference");
+    }
     let mut bars = Bars::new(args.quiet);
     let summary = easel_train::train(
         &config,
@@ -348,6 +351,9 @@ pub fn bench(args: TrainBenchArgs) -> Result<()> {
     let preset = Preset::parse(&args.preset)?;
     let device = args.compute.device()?;
     let dtype = args.compute.dtype()?;
+    if args.compute.weights()? != easel_model::WeightFormat::F32 {
+        bail!("training runs on the --dtype weights; --weights bf16/int8 is for inference");
+    }
     let start = Instant::now();
     let (config, model) = crate::bench::random_model(preset, &device, dtype, args.seed)?;
     let head_config = HeadConfig::new(config.text.hidden_size, preset.head_hidden());

@@ -344,4 +344,75 @@ fn the_default_build_runs_on_a_cpu_without_avx512() {
         "under valgrind the kernels cannot be AVX-512: {built}"
     );
     assert_eq!(lines.iter().filter(|l| l["path"] == "generate").count(), 2);
+    // The packed-weight kernels (few-row and many-row, bf16 and int8) dispatch the same way.
+    for weights in ["bf16", "int8"] {
+        let out = run(Command::new("valgrind")
+            .args(["--tool=none", "-q", "--error-exitcode=3", env!("CARGO_BIN_EXE_easel")])
+            .args(["bench", "model", "--preset", "tiny", "--random-weights", "--image-size", "56"])
+            .args(["--batch", "1,9", "--new-tokens", "2", "--iters", "1", "--paths", "generate", "--weights", weights]));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.lines().filter(|l| l.contains("\"path\":\"generate\"")).count(), 2, "{weights}: {stdout}");
+    }
+}
+
+#[test]
+fn bench_weights_compares_each_format_with_f32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    run(easel().args(["model", "init", "--preset", "tiny", "--seed", "3", "--out"]).arg(&model));
+    let paintings = tmp.path().join("paintings");
+    std::fs::create_dir_all(&paintings).unwrap();
+    for seed in 1..=5u8 {
+        write_png(&paintings.join(format!("p{seed}.png")), 80 + 20 * u32::from(seed), 120, seed);
+    }
+    std::fs::write(paintings.join("p1.txt"), "Oil on canvas.").unwrap();
+    let out = run(easel()
+        .args(["bench", "weights", "--critiques", "2", "--new-tokens", "5", "--batch", "2", "--model"])
+        .arg(&model)
+        .arg("--images")
+        .arg(&paintings));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["event"], "reference");
+    assert_eq!(lines[0]["paintings"], 5);
+    for (line, weights) in lines[1..].iter().zip(["bf16", "int8"]) {
+        assert_eq!(line["event"], "agreement");
+        assert_eq!(line["weights"], weights);
+        assert_eq!(line["critiques"], 2);
+        let agreement = line["token_agreement"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&agreement), "{line}");
+        assert!(line["tokens_compared"].as_u64().unwrap() >= 2, "{line}");
+        assert!(line["score_speedup"].as_f64().unwrap() > 0.0);
+        let max = line["score_max_abs_diff"].as_f64().unwrap();
+        if weights == "int8" {
+            assert_eq!(max, 0.0, "int8 leaves the vision tower, hence the head's scores, in f32");
+        } else {
+            assert!(max < 1.0, "bf16 moved a score by {max}");
+        }
+        for output in ["overall", "originality", "color", "texture", "composition", "content"] {
+            assert!(line["score_max_abs_diff_by_output"][output].as_f64().unwrap() <= max);
+        }
+    }
+    for (bad, says) in [("int4", "unknown weight format"), ("f32", "reference")] {
+        let out = easel()
+            .args(["bench", "weights", "--weights", bad, "--model"])
+            .arg(&model)
+            .arg("--images")
+            .arg(&paintings)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{bad}: {stderr}");
+    }
+    // Packed weights off the f32 path: a clear refusal.
+    let out = easel()
+        .args(["score", "--quiet", "--dtype", "bf16", "--weights", "int8", "--model"])
+        .arg(&model)
+        .arg(&paintings)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dtype f32"), "{}", String::from_utf8_lossy(&out.stderr));
 }

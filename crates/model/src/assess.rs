@@ -36,11 +36,13 @@ pub struct LoadOptions {
     pub max_batch: usize,
     /// Replaces the checkpoint's scoring mode (`easel score --zero-shot`).
     pub scoring: Option<ScoringMode>,
+    /// How the dense layers' weights are held (CPU, f32 model): `--weights`.
+    pub weights: crate::WeightFormat,
 }
 
 impl LoadOptions {
     pub fn cpu() -> Self {
-        Self { device: Device::Cpu, dtype: DType::F32, generation: None, max_pixels: None, max_batch: 16, scoring: None }
+        Self { device: Device::Cpu, dtype: DType::F32, generation: None, max_pixels: None, max_batch: 16, scoring: None, weights: crate::WeightFormat::F32 }
     }
 
     pub fn with_generation(mut self, generation: GenerationConfig) -> Self {
@@ -92,6 +94,9 @@ pub struct Assessment {
     pub critique: String,
     /// Tokens generated for the critique.
     pub new_tokens: usize,
+    /// Their ids (for comparing runs; not part of a result).
+    #[serde(skip)]
+    pub tokens: Vec<u32>,
     /// Whether the critique ended on its own (false: cut at the token budget).
     pub finished: bool,
     pub timings: Timings,
@@ -150,6 +155,7 @@ impl Assessor {
         if let Some(adapter) = manifest.lora_dir(dir)? {
             crate::lora::LoraAdapter::load(&adapter, &options.device, options.dtype)?.attach(&mut vlm.model)?;
         }
+        vlm.model.pack_weights(options.weights)?;
         let generation = options.generation.clone().unwrap_or_else(|| manifest.generation.clone());
         generation.validate()?;
         let prompt = PromptBuilder::new(manifest.prompt.clone())?;
@@ -285,8 +291,8 @@ impl Assessor {
         let grids = &seen.grids;
 
         let start = Instant::now();
-        let critiques: Vec<(String, usize, bool)> = if self.generation.max_new_tokens == 0 {
-            vec![(String::new(), 0, true); items.len()]
+        let critiques: Vec<(String, Vec<u32>, bool)> = if self.generation.max_new_tokens == 0 {
+            vec![(String::new(), Vec::new(), true); items.len()]
         } else {
             let requests = items
                 .iter()
@@ -305,7 +311,8 @@ impl Assessor {
                 .into_iter()
                 .map(|g| {
                     let text = self.vlm.decode_text(&g.tokens)?;
-                    Ok((text.trim().to_string(), g.tokens.len(), g.finish == crate::generate::FinishReason::Eos))
+                    let finished = g.finish == crate::generate::FinishReason::Eos;
+                    Ok((text.trim().to_string(), g.tokens, finished))
                 })
                 .collect::<Result<Vec<_>>>()?
         };
@@ -315,11 +322,12 @@ impl Assessor {
         let assessments: Vec<Assessment> = scored
             .into_iter()
             .zip(critiques)
-            .map(|(Scored { scores, zero_shot }, (critique, new_tokens, finished))| Assessment {
+            .map(|(Scored { scores, zero_shot }, (critique, tokens, finished))| Assessment {
                 scores,
                 zero_shot,
                 critique,
-                new_tokens,
+                new_tokens: tokens.len(),
+                tokens,
                 finished,
                 timings,
             })

@@ -55,6 +55,9 @@ pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
     lora: Option<LoraDelta>,
+    /// The weight in bf16 or 8 bits (`--weights`), which then runs the layer; `weight` is
+    /// left as a shape-only stand-in and must not be read.
+    packed: Option<std::sync::Arc<crate::cpu::PackedLinear>>,
 }
 
 /// A low-rank update `W + scale · B A` kept apart from the frozen weight.
@@ -70,7 +73,28 @@ pub struct LoraDelta {
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias, lora: None }
+        Self { weight, bias, lora: None, packed: None }
+    }
+
+    /// Holds the weight in `format` from now on (CPU inference; `F32` changes nothing). The
+    /// f32 weight's memory is released once no other tensor shares it.
+    pub fn pack(&mut self, format: crate::cpu::WeightFormat) -> Result<()> {
+        if format == crate::cpu::WeightFormat::F32 || self.packed.is_some() {
+            return Ok(());
+        }
+        if !self.weight.device().is_cpu() || self.weight.track_op() {
+            candle_core::bail!("{format} weights are for CPU inference");
+        }
+        let packed = crate::cpu::PackedLinear::pack(&self.weight, self.bias.as_ref(), format)?;
+        // A zero-sized stand-in with the weight's shape and dtype, for `dims`/`dtype` callers.
+        self.weight = Tensor::zeros((), self.weight.dtype(), self.weight.device())?.broadcast_as(self.weight.shape())?;
+        self.packed = Some(std::sync::Arc::new(packed));
+        Ok(())
+    }
+
+    /// The packed weight, when [`Linear::pack`] made one.
+    pub fn packed(&self) -> Option<&crate::cpu::PackedLinear> {
+        self.packed.as_deref()
     }
 
     pub fn lora(&self) -> Option<&LoraDelta> {
@@ -85,7 +109,13 @@ impl Linear {
     pub fn merge_lora(&mut self) -> Result<()> {
         if let Some(lora) = self.lora.take() {
             let delta = (lora.b.matmul(&lora.a)? * lora.scale)?.to_dtype(self.weight.dtype())?;
-            self.weight = crate::cpu::inference_layout((&self.weight + delta)?)?;
+            match self.packed.take() {
+                Some(packed) => {
+                    self.weight = (packed.dequantize(self.weight.device())? + delta)?;
+                    self.pack(packed.format())?;
+                }
+                None => self.weight = crate::cpu::inference_layout((&self.weight + delta)?)?,
+            }
         }
         Ok(())
     }
@@ -98,6 +128,8 @@ impl Linear {
         Ok(Self::new(weight, bias))
     }
 
+    /// The f32 (or `--dtype`) weight `[out, in]`; for a packed layer a shape-only stand-in:
+    /// read its values through [`Linear::packed`].
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
@@ -117,7 +149,9 @@ impl Module for Linear {
         let in_dim = dims[dims.len() - 1];
         let rows: usize = dims[..dims.len() - 1].iter().product();
         let flat = xs.reshape((rows, in_dim))?;
-        let ys = if crate::cpu::linear_applies(&flat, &self.weight) {
+        let ys = if let Some(packed) = &self.packed {
+            packed.forward(&flat)?
+        } else if crate::cpu::linear_applies(&flat, &self.weight) {
             crate::cpu::linear(&flat, &self.weight, self.bias.as_ref())?
         } else {
             let ys = if crate::cpu::skinny_applies(&flat, &self.weight, rows) {

@@ -37,6 +37,7 @@ pub use easel_agreement::calibration;
 
 pub use assess::{ArtworkInput, Assessment, Assessor, LoadOptions, Scored, Timings};
 pub use config::Config;
+pub use cpu::WeightFormat;
 pub use easel_imaging::{DecodeError, DecodeLimits};
 pub use easel_rubric::{CRITERIA, OUTPUTS, Rubric, RubricScores, ScoringMode};
 pub use error::{ModelError, Result};

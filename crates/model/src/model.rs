@@ -48,6 +48,27 @@ impl Qwen2VlModel {
         &self.config
     }
 
+    /// Holds the dense layers' weights in `format` ([`crate::cpu::packed`]): bf16 packs the
+    /// vision tower's blocks, the language model and the output layer; int8 the language model
+    /// and the output layer. CPU inference on an f32 model only; `F32` changes nothing.
+    pub fn pack_weights(&mut self, format: crate::WeightFormat) -> Result<()> {
+        if format == crate::WeightFormat::F32 {
+            return Ok(());
+        }
+        if !self.device().is_cpu() || self.dtype() != DType::F32 {
+            return Err(ModelError::Input(format!(
+                "{format} weights run on the CPU with --dtype f32 (the model is {:?} on {:?}); on a GPU use --dtype bf16",
+                self.dtype(),
+                self.device()
+            )));
+        }
+        self.lm_head.pack(format)?;
+        for (_, linear) in crate::lora::projections(self, format.packs_vision()) {
+            linear.pack(format)?;
+        }
+        Ok(())
+    }
+
     /// Fused kernels (inference) or differentiable ones (training) throughout.
     pub fn set_kernels(&mut self, kernels: crate::layers::Kernels) {
         self.vision.set_kernels(kernels);

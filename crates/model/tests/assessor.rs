@@ -139,3 +139,39 @@ fn a_missing_or_mismatched_head_is_a_clear_error() {
     let err = Assessor::load(dir.path(), LoadOptions::cpu()).err().expect("fails");
     assert!(err.to_string().contains("level words"), "{err}");
 }
+
+/// `--weights`: int8 packs only the language model, so the head's scores are f32's to the bit
+/// while the critique runs on 8-bit weights; bf16 packs the tower too, so scores move, a
+/// little. Both are refused off the CPU's f32 path.
+#[test]
+fn packed_weights_score_and_critique() {
+    let dir = tempfile::tempdir().unwrap();
+    init_checkpoint(Preset::Tiny, dir.path(), 11).unwrap();
+    let with = |weights: easel_model::WeightFormat| {
+        let mut options = LoadOptions::cpu().with_generation(GenerationConfig::greedy(8));
+        options.weights = weights;
+        Assessor::load(dir.path(), options).expect("loads")
+    };
+    let reference = with(easel_model::WeightFormat::F32);
+    let batch = inputs(&reference);
+    let want = reference.assess(&batch).unwrap();
+    for format in [easel_model::WeightFormat::Int8, easel_model::WeightFormat::Bf16] {
+        let packed = with(format);
+        assert!(packed.vlm().model.lm_head().packed().is_some_and(|p| p.format() == format));
+        let got = packed.assess(&batch).unwrap();
+        for (a, b) in want.iter().zip(&got) {
+            assert_eq!(b.new_tokens, b.tokens.len());
+            assert!(b.new_tokens > 0);
+            let worst = a.scores.to_array().iter().zip(b.scores.to_array()).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            match format {
+                easel_model::WeightFormat::Int8 => assert_eq!(a.scores, b.scores, "the vision tower stays f32"),
+                _ => assert!(worst < 1.0, "{format}: scores moved by {worst}"),
+            }
+        }
+    }
+    let mut options = LoadOptions::cpu();
+    options.dtype = candle_core::DType::BF16;
+    options.weights = easel_model::WeightFormat::Int8;
+    let err = Assessor::load(dir.path(), options).err().expect("refused").to_string();
+    assert!(err.contains("int8") && err.contains("f32"), "{err}");
+}

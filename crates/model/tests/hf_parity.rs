@@ -122,3 +122,37 @@ fn hub_layout_matches_transformers() {
 fn transformers5_layout_matches_transformers() {
     check_model("tf5");
 }
+
+/// bf16 and int8 weights (`--weights`) against the same reference: the logits of every case's
+/// prompt within a bar relative to their scale, measured when the formats were added (bf16
+/// ≈ 2⁻⁸ relative rounding per weight, int8 ≈ 1/254 of each row's largest). The f32 path above
+/// is bit-for-bit unaffected: packing is opt-in.
+#[test]
+fn packed_weights_stay_near_transformers() {
+    let dir = fixtures().join("tiny-hub");
+    for (format, bar) in [(easel_model::WeightFormat::Bf16, 2e-2), (easel_model::WeightFormat::Int8, 4e-2)] {
+        let mut vlm = Qwen2Vl::load(&dir, &Device::Cpu, DType::F32, None).expect("loads");
+        vlm.model.pack_weights(format).expect("packs");
+        let mut worst = 0f32;
+        let (mut same, mut total) = (0usize, 0usize);
+        for (case, images) in CASES {
+            let r = Reference::load(&fixtures().join("reference").join(format!("hub_{case}.safetensors")));
+            let grids = r.grids();
+            let ids: Vec<u32> = r.i64s("input_ids").iter().map(|&i| i as u32).collect();
+            assert_eq!(grids.len(), images.len());
+            let merged = (!grids.is_empty()).then(|| vlm.model.vision.forward(r.get("pixel_values"), &grids).unwrap());
+            let request = Request { input_ids: ids, grids };
+            let state = prefill(&vlm.model, &[request], merged.as_ref(), 12, true).unwrap();
+            let (diff, scale) = max_diff(&state.all_logits.clone().unwrap(), r.get("logits"));
+            worst = worst.max(diff / scale);
+            let generation = GenerationConfig { stop_on_eos: false, ..GenerationConfig::greedy(12) };
+            let generated = decode(&vlm.model, state, &generation, &vlm.eos_ids, |_, _| Ok(())).unwrap();
+            let want = r.i64s("generated_ids");
+            same += generated[0].tokens.iter().zip(&want).filter(|(a, b)| i64::from(**a) == **b).count();
+            total += want.len();
+        }
+        println!("{format}: prefill logits worst relative difference {worst:.3e}; greedy tokens {same}/{total} agree");
+        assert!(worst <= bar, "{format}: logits {worst:e} from transformers' (bar {bar:e})");
+        assert!(worst > 0.0, "{format}: the packed weights must be the ones running");
+    }
+}

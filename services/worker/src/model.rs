@@ -50,6 +50,6 @@ fn load_dir(settings: &WorkerSettings, dir: &Path) -> anyhow::Result<Assessor> {
         generation.max_new_tokens = max_new_tokens;
     }
     let options =
-        LoadOptions { device, dtype, generation: Some(generation), max_pixels: None, max_batch: settings.batch_size, scoring: None };
+        LoadOptions { device, dtype, generation: Some(generation), max_pixels: None, max_batch: settings.batch_size, ..LoadOptions::cpu() };
     Assessor::load(dir, options).with_context(|| format!("loading the checkpoint in {}", dir.display()))
 }

@@ -9,6 +9,8 @@
 //!   thread at the memory bandwidth the cores have;
 //! - [`skinny`]: the same few-row products against a row-major weight (the output layer tied to
 //!   the embeddings, which lookups need row-major);
+//! - [`packed`]: dense layers with bf16 or 8-bit weights (opt-in), for decoding at a half or a
+//!   quarter of the memory traffic;
 //! - [`activation`]: QuickGELU, SiLU × up and the softmax, with a vectorised `exp`, on every
 //!   thread.
 //!
@@ -20,6 +22,7 @@
 
 pub mod activation;
 pub mod linear;
+pub mod packed;
 pub mod skinny;
 
 use std::sync::OnceLock;
@@ -28,6 +31,7 @@ use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 
 pub use activation::{quick_gelu, silu_mul, softmax_last_dim};
 pub use linear::{inference_layout, linear, linear_applies};
+pub use packed::{PackedLinear, WeightFormat};
 pub use skinny::{SKINNY_ROWS, skinny_applies, skinny_matmul};
 
 /// Whether Easel's CPU kernels may run (not turned off with `EASEL_CPU_KERNELS=0`).

@@ -1,0 +1,686 @@
+//! Dense layers whose weights are held in fewer bits on the CPU: bf16 (half the bytes of f32)
+//! or 8-bit integers with one f32 scale per output (a quarter). Opt-in (`--weights`); the
+//! activations, sums and everything outside these layers stay f32.
+//!
+//! Decoding reads every weight once per token, so its speed is the memory's: fewer bytes per
+//! weight are fewer seconds per token; the few-row kernels widen each weight to f32 in
+//! registers and keep the activations in f32. The many-row products (vision tower, prefill)
+//! are bound by arithmetic instead. On a CPU with AVX512-BF16, bf16 weights run them with
+//! `vdpbf16ps` (two products per f32 lane per instruction, f32 sums) on the activations
+//! rounded to bf16, as PyTorch's bf16 does; elsewhere, and for int8, a block of the weight is
+//! widened to f32 in cache and handed to the same `gemm` as the f32 path.
+//!
+//! A packed weight is stored in blocks of [`BLOCK`] outputs, each block contiguous (the last
+//! padded with zeros): int8 as `[in, BLOCK]`, bf16 as `[in/2, BLOCK]` 32-bit words holding
+//! the weights of two consecutive inputs (the pairs `vdpbf16ps` multiplies). A task owns whole
+//! blocks, reads each from memory once and in order, and keeps its outputs in registers and L1
+//! whatever the row count.
+//! Agreement with f32 (scores on the 174 sample paintings, greedy tokens) is measured by
+//! `easel bench weights` and written in docs/MODEL.md.
+
+use std::fmt;
+use std::str::FromStr;
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::{Isa, SKINNY_ROWS, f32_slice, multiversion};
+
+/// How the model's dense-layer weights are held in memory on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightFormat {
+    /// As computed: f32 (or the `--dtype` the model was loaded in).
+    #[default]
+    F32,
+    /// bfloat16, rounded to nearest even: every dense layer of the vision tower and the
+    /// language model, and the output layer.
+    Bf16,
+    /// Symmetric 8-bit integers with one f32 scale per output row: the language model's dense
+    /// layers and the output layer (the vision tower, which the scores come from, stays f32).
+    Int8,
+}
+
+impl WeightFormat {
+    pub const NAMES: [&'static str; 3] = ["f32", "bf16", "int8"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+            Self::Int8 => "int8",
+        }
+    }
+
+    /// Whether the vision tower's layers are packed too (bf16), or only the language model's.
+    pub fn packs_vision(self) -> bool {
+        self == Self::Bf16
+    }
+}
+
+impl fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WeightFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "bf16" => Ok(Self::Bf16),
+            "int8" => Ok(Self::Int8),
+            other => Err(format!("unknown weight format {other:?}: use f32, bf16 or int8")),
+        }
+    }
+}
+
+/// Outputs per block of a packed weight.
+pub const BLOCK: usize = 64;
+
+/// bf16 is the top half of an f32, so widening is exact: the pair word's low half (the even
+/// input) shifted up, its high half masked.
+#[inline(always)]
+fn low(pair: u32) -> f32 {
+    f32::from_bits(pair << 16)
+}
+
+#[inline(always)]
+fn high(pair: u32) -> f32 {
+    f32::from_bits(pair & 0xffff_0000)
+}
+
+fn bf16_bits(v: f32) -> u32 {
+    u32::from(half::bf16::from_f32(v).to_bits())
+}
+
+#[derive(Debug)]
+enum Blocks {
+    /// `[in/2 rounded up, BLOCK]` pair words per block.
+    Bf16(Vec<u32>),
+    /// Quantised values and each output's scale (`w ≈ q · scale`).
+    Int8 { q: Vec<i8>, scale: Vec<f32> },
+}
+
+/// `y = x Wᵀ + b` with `W` packed: what a [`crate::layers::Linear`] holds in place of its f32
+/// weight after [`PackedLinear::pack`].
+#[derive(Debug)]
+pub struct PackedLinear {
+    out_dim: usize,
+    in_dim: usize,
+    blocks: Blocks,
+    bias: Option<Vec<f32>>,
+}
+
+impl PackedLinear {
+    /// Packs an `[out, in]` weight (any layout, any float dtype) and its bias into `format`.
+    /// `F32` is not a packed format: the caller keeps the tensor.
+    pub fn pack(weight: &Tensor, bias: Option<&Tensor>, format: WeightFormat) -> Result<Self> {
+        let (out_dim, in_dim) = weight.dims2()?;
+        if out_dim == 0 || in_dim == 0 {
+            candle_core::bail!("cannot pack an empty {out_dim}×{in_dim} weight");
+        }
+        // Wᵀ `[in, out]` contiguous: what `inference_layout` already holds (no copy then), and
+        // the order the blocks are filled in (whole rows of it).
+        let wt = weight.to_dtype(DType::F32)?.t()?.contiguous()?;
+        let (storage, layout) = wt.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            candle_core::bail!("packed weights are for the CPU");
+        };
+        let wt = f32_slice(cpu, layout, "pack")?;
+        let (n, k) = (out_dim, in_dim);
+        let blocks_n = n.div_ceil(BLOCK);
+        let blocks = match format {
+            WeightFormat::F32 => candle_core::bail!("f32 weights are not packed"),
+            WeightFormat::Bf16 => {
+                let pairs = k.div_ceil(2);
+                let mut data = vec![0u32; blocks_n * pairs * BLOCK];
+                data.par_chunks_mut(pairs * BLOCK).enumerate().for_each(|(b, block)| {
+                    let (j0, width) = (b * BLOCK, BLOCK.min(n - b * BLOCK));
+                    for (p, words) in block.chunks_exact_mut(BLOCK).enumerate() {
+                        let even = &wt[2 * p * n + j0..][..width];
+                        for (word, &v) in words.iter_mut().zip(even) {
+                            *word = bf16_bits(v);
+                        }
+                        if 2 * p + 1 < k {
+                            let odd = &wt[(2 * p + 1) * n + j0..][..width];
+                            for (word, &v) in words.iter_mut().zip(odd) {
+                                *word |= bf16_bits(v) << 16;
+                            }
+                        }
+                    }
+                });
+                Blocks::Bf16(data)
+            }
+            WeightFormat::Int8 => {
+                // One scale per output: its largest |w| maps to 127. It factors out of the
+                // output's sum, so the kernels sum q · x and scale once at the end.
+                let mut scale = vec![0f32; n];
+                scale.par_chunks_mut(BLOCK).enumerate().for_each(|(b, s)| {
+                    for c in 0..k {
+                        for (s, &v) in s.iter_mut().zip(&wt[c * n + b * BLOCK..]) {
+                            *s = s.max(v.abs());
+                        }
+                    }
+                    s.iter_mut().for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
+                });
+                let mut q = vec![0i8; blocks_n * k * BLOCK];
+                q.par_chunks_mut(k * BLOCK).enumerate().for_each(|(b, block)| {
+                    let (j0, width) = (b * BLOCK, BLOCK.min(n - b * BLOCK));
+                    for (c, row) in block.chunks_exact_mut(BLOCK).enumerate() {
+                        let src = &wt[c * n + j0..][..width];
+                        for ((q, &v), &s) in row.iter_mut().zip(src).zip(&scale[j0..]) {
+                            *q = (v / s).round().clamp(-127.0, 127.0) as i8;
+                        }
+                    }
+                });
+                Blocks::Int8 { q, scale }
+            }
+        };
+        drop(storage);
+        let bias = bias.map(|b| b.to_dtype(DType::F32)?.to_vec1::<f32>()).transpose()?;
+        if bias.as_ref().is_some_and(|b| b.len() != out_dim) {
+            candle_core::bail!("bias of {} values for {out_dim} outputs", bias.map_or(0, |b| b.len()));
+        }
+        Ok(Self { out_dim, in_dim, blocks, bias })
+    }
+
+    pub fn format(&self) -> WeightFormat {
+        match self.blocks {
+            Blocks::Bf16(_) => WeightFormat::Bf16,
+            Blocks::Int8 { .. } => WeightFormat::Int8,
+        }
+    }
+
+    /// `(out, in)`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.out_dim, self.in_dim)
+    }
+
+    /// Bytes the weight takes (padding and scales included).
+    pub fn bytes(&self) -> usize {
+        match &self.blocks {
+            Blocks::Bf16(data) => data.len() * 4,
+            Blocks::Int8 { q, scale } => q.len() + scale.len() * 4,
+        }
+    }
+
+    /// The weight as the f32 `[out, in]` tensor the packed values stand for.
+    pub fn dequantize(&self, device: &candle_core::Device) -> Result<Tensor> {
+        let (n, k) = (self.out_dim, self.in_dim);
+        let mut w = vec![0f32; n * k];
+        w.par_chunks_mut(k).enumerate().for_each(|(j, row)| {
+            let (b, jj) = (j / BLOCK, j % BLOCK);
+            match &self.blocks {
+                Blocks::Bf16(data) => {
+                    let block = &data[b * k.div_ceil(2) * BLOCK..];
+                    row.iter_mut().enumerate().for_each(|(c, v)| {
+                        let pair = block[c / 2 * BLOCK + jj];
+                        *v = if c % 2 == 0 { low(pair) } else { high(pair) };
+                    })
+                }
+                Blocks::Int8 { q, scale } => {
+                    let block = &q[b * k * BLOCK..];
+                    row.iter_mut().enumerate().for_each(|(c, v)| *v = f32::from(block[c * BLOCK + jj]) * scale[j])
+                }
+            }
+        });
+        Tensor::from_vec(w, (n, k), device)
+    }
+
+    /// `xs [rows, in]` (f32, CPU) through the layer → `[rows, out]`.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        xs.contiguous()?.apply_op1_no_bwd(self)
+    }
+
+    fn run(&self, x: &[f32], m: usize) -> Vec<f32> {
+        if m == 0 {
+            return Vec::new();
+        }
+        let isa = Isa::detect();
+        let (n, k) = (self.out_dim, self.in_dim);
+        // Each task's outputs, block-major: `[blocks][m][BLOCK]` (few rows) or
+        // `[groups][m][group · BLOCK]` (many rows, already scaled).
+        let (parts, width, scaled) = match &self.blocks {
+            Blocks::Bf16(data) if m <= SKINNY_ROWS => (few_rows(isa, rows_bf16, x, m, k, data, k.div_ceil(2)), BLOCK, false),
+            Blocks::Int8 { q, .. } if m <= SKINNY_ROWS => (few_rows(isa, rows_i8, x, m, k, q, k), BLOCK, false),
+            #[cfg(target_arch = "x86_64")]
+            Blocks::Bf16(data) if dot_bf16::available() => (dot_bf16::many_rows(x, m, k, data), BLOCK, true),
+            Blocks::Bf16(data) => {
+                let group = group_blocks(n);
+                (many_rows(isa, widen_bf16, x, m, k, data, k.div_ceil(2), None, group), group * BLOCK, true)
+            }
+            Blocks::Int8 { q, scale } => {
+                let group = group_blocks(n);
+                (many_rows(isa, widen_i8, x, m, k, q, k, Some(scale), group), group * BLOCK, true)
+            }
+        };
+        let scale = match &self.blocks {
+            Blocks::Int8 { scale, .. } if !scaled => Some(scale.as_slice()),
+            _ => None,
+        };
+        let bias = self.bias.as_deref();
+        let mut y = vec![0f32; m * n];
+        y.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+            for (g, out) in row.chunks_mut(width).enumerate() {
+                let j0 = g * width;
+                let part = &parts[g * m * width + i * width..][..out.len()];
+                for (j, (y, &p)) in out.iter_mut().zip(part).enumerate() {
+                    let v = scale.map_or(p, |s| p * s[j0 + j]);
+                    *y = bias.map_or(v, |b| v + b[j0 + j]);
+                }
+            }
+        });
+        y
+    }
+}
+
+impl CustomOp1 for PackedLinear {
+    fn name(&self) -> &'static str {
+        "easel-cpu-packed-linear"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (m, k) = layout.shape().dims2()?;
+        if k != self.in_dim {
+            candle_core::bail!("easel-cpu-packed-linear: input {m}×{k}, weight {}×{}", self.out_dim, self.in_dim);
+        }
+        let x = f32_slice(storage, layout, "easel-cpu-packed-linear")?;
+        Ok((CpuStorage::F32(self.run(x, m)), Shape::from((m, self.out_dim))))
+    }
+}
+
+type RowsFn<W> = fn(Isa, &[f32], usize, usize, &[W], &mut [f32]);
+
+/// Few rows: one task per block (`depth` rows of `BLOCK` elements), which streams the block
+/// once and keeps the `m × BLOCK` sums in L1.
+#[allow(clippy::too_many_arguments)]
+fn few_rows<W: Sync>(isa: Isa, rows: RowsFn<W>, x: &[f32], m: usize, k: usize, data: &[W], depth: usize) -> Vec<f32> {
+    let mut parts = vec![0f32; data.len() / depth * m];
+    parts
+        .par_chunks_mut(m * BLOCK)
+        .zip(data.par_chunks(depth * BLOCK))
+        .for_each(|(out, block)| rows(isa, x, m, k, block, out));
+    parts
+}
+
+multiversion! {
+    /// `out[i][j] = Σ_c x[i][c] · block[c][j]` for an int8 block `[k, BLOCK]`, four of its
+    /// rows per pass (each partial sum is loaded and stored once per four products).
+    fn rows_i8(x: &[f32], m: usize, k: usize, block: &[i8], out: &mut [f32]) {
+        const STEP: usize = 4;
+        let mut c = 0;
+        while c + STEP <= k {
+            let w: [&[i8]; STEP] = std::array::from_fn(|d| &block[(c + d) * BLOCK..(c + d + 1) * BLOCK]);
+            for (i, acc) in out.chunks_exact_mut(BLOCK).enumerate().take(m) {
+                let xs: [f32; STEP] = std::array::from_fn(|d| x[i * k + c + d]);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += xs[0] * f32::from(w[0][j]) + xs[1] * f32::from(w[1][j]) + xs[2] * f32::from(w[2][j])
+                        + xs[3] * f32::from(w[3][j]);
+                }
+            }
+            c += STEP;
+        }
+        for c in c..k {
+            let w = &block[c * BLOCK..(c + 1) * BLOCK];
+            for (i, acc) in out.chunks_exact_mut(BLOCK).enumerate().take(m) {
+                let xv = x[i * k + c];
+                for (a, &w) in acc.iter_mut().zip(w) {
+                    *a += xv * f32::from(w);
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The same for a bf16 block of pair words `[k/2, BLOCK]`, two words (four inputs) per pass.
+    fn rows_bf16(x: &[f32], m: usize, k: usize, block: &[u32], out: &mut [f32]) {
+        let full = k / 2;
+        let mut p = 0;
+        while p + 2 <= full {
+            let (w0, w1) = (&block[p * BLOCK..(p + 1) * BLOCK], &block[(p + 1) * BLOCK..(p + 2) * BLOCK]);
+            for (i, acc) in out.chunks_exact_mut(BLOCK).enumerate().take(m) {
+                let xs = &x[i * k + 2 * p..i * k + 2 * p + 4];
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += xs[0] * low(w0[j]) + xs[1] * high(w0[j]) + xs[2] * low(w1[j]) + xs[3] * high(w1[j]);
+                }
+            }
+            p += 2;
+        }
+        for p in p..k.div_ceil(2) {
+            let w = &block[p * BLOCK..(p + 1) * BLOCK];
+            for (i, acc) in out.chunks_exact_mut(BLOCK).enumerate().take(m) {
+                let x0 = x[i * k + 2 * p];
+                // An odd k's last word holds one input (its high half is zero).
+                let x1 = if 2 * p + 1 < k { x[i * k + 2 * p + 1] } else { 0.0 };
+                for (a, &w) in acc.iter_mut().zip(w) {
+                    *a += x0 * low(w) + x1 * high(w);
+                }
+            }
+        }
+    }
+}
+
+/// Blocks per task of the many-row path: wide enough for gemm's panels, narrow enough that
+/// every thread gets work.
+fn group_blocks(n: usize) -> usize {
+    let blocks = n.div_ceil(BLOCK);
+    let threads = rayon::current_num_threads();
+    (blocks / (2 * threads)).clamp(1, 4)
+}
+
+type WidenFn<W> = fn(Isa, &[W], Option<&[f32]>, &mut [f32]);
+
+/// Many rows: each task widens `group` blocks (`depth` rows of `BLOCK` elements each) into
+/// f32 `[k, BLOCK]` buffers (scaled) and runs gemm on them on its own thread, writing
+/// `[m, group · BLOCK]`.
+#[allow(clippy::too_many_arguments)]
+fn many_rows<W: Sync>(
+    isa: Isa,
+    widen: WidenFn<W>,
+    x: &[f32],
+    m: usize,
+    k: usize,
+    data: &[W],
+    depth: usize,
+    scale: Option<&[f32]>,
+    group: usize,
+) -> Vec<f32> {
+    let width = group * BLOCK;
+    let blocks = data.len() / (depth * BLOCK);
+    let groups = blocks.div_ceil(group);
+    let mut parts = vec![0f32; groups * m * width];
+    parts.par_chunks_mut(m * width).enumerate().for_each_init(Vec::new, |buf: &mut Vec<f32>, (g, out)| {
+        let first = g * group;
+        let count = group.min(blocks - first);
+        let w = count * BLOCK;
+        buf.resize(k * w, 0.0);
+        for b in 0..count {
+            let block = &data[(first + b) * depth * BLOCK..(first + b + 1) * depth * BLOCK];
+            let s = scale.map(|s| &s[((first + b) * BLOCK).min(s.len())..((first + b + 1) * BLOCK).min(s.len())]);
+            widen(isa, block, s, &mut buf[b * k * BLOCK..(b + 1) * k * BLOCK]);
+        }
+        // SAFETY: `out` is m·width (row i at i·width, `w ≤ width` columns used); `buf` holds
+        // `count` blocks, each `[k, BLOCK]` row-major, so output column `b·BLOCK + j` reads
+        // `buf[b·k·BLOCK + c·BLOCK + j]`: one gemm per block keeps that a plain stride.
+        for b in 0..count {
+            unsafe {
+                gemm::gemm(
+                    BLOCK,
+                    m,
+                    k,
+                    out.as_mut_ptr().add(b * BLOCK),
+                    width as isize, // dst (yᵀ block [BLOCK, m]) column stride: a row of out
+                    1,
+                    false,
+                    buf.as_ptr().add(b * k * BLOCK),
+                    BLOCK as isize, // lhs (W block [BLOCK, k]) column stride: row c of the block
+                    1,
+                    x.as_ptr(),
+                    k as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+    });
+    parts
+}
+
+multiversion! {
+    /// An int8 block `[k, BLOCK]` as f32, each output's column times its scale (zero past the
+    /// scales: padding).
+    fn widen_i8(block: &[i8], scale: Option<&[f32]>, out: &mut [f32]) {
+        let mut s = [0f32; BLOCK];
+        match scale {
+            Some(scale) => s[..scale.len()].copy_from_slice(scale),
+            None => s.fill(1.0),
+        }
+        for (o, w) in out.chunks_exact_mut(BLOCK).zip(block.chunks_exact(BLOCK)) {
+            for j in 0..BLOCK {
+                o[j] = f32::from(w[j]) * s[j];
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// A bf16 block of pair words `[k/2, BLOCK]` as f32 `[k, BLOCK]` (an odd k's padding
+    /// row dropped).
+    fn widen_bf16(block: &[u32], _scale: Option<&[f32]>, out: &mut [f32]) {
+        for (o, w) in out.chunks_mut(2 * BLOCK).zip(block.chunks_exact(BLOCK)) {
+            let (even, odd) = o.split_at_mut(BLOCK);
+            for j in 0..BLOCK {
+                even[j] = low(w[j]);
+            }
+            for (j, v) in odd.iter_mut().enumerate() {
+                *v = high(w[j]);
+            }
+        }
+    }
+}
+
+/// The many-row bf16 product on AVX512-BF16: `vdpbf16ps` on the activations rounded to bf16.
+#[cfg(target_arch = "x86_64")]
+mod dot_bf16 {
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    use rayon::prelude::*;
+
+    use super::{BLOCK, bf16_bits};
+
+    /// Rows per register tile: 6 × 4 accumulators, 4 weight vectors and a broadcast fit the
+    /// 32 vector registers.
+    const TILE: usize = 6;
+
+    /// Whether the CPU has AVX512-BF16 (and the kernels are on).
+    pub fn available() -> bool {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        super::super::Isa::detect() == super::super::Isa::Avx512
+            && *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512bf16"))
+    }
+
+    /// `[blocks][m][BLOCK]` sums for `x [m, k]` against pair-word blocks `[⌈k/2⌉, BLOCK]`.
+    pub fn many_rows(x: &[f32], m: usize, k: usize, data: &[u32]) -> Vec<f32> {
+        let pairs = k.div_ceil(2);
+        // The activations as pair words `[m, ⌈k/2⌉]`, rounded to nearest even.
+        let mut xp = vec![0u32; m * pairs];
+        xp.par_chunks_mut(pairs).zip(x.par_chunks(k)).for_each(|(out, row)| {
+            for (o, two) in out.iter_mut().zip(row.chunks(2)) {
+                *o = bf16_bits(two[0]) | two.get(1).map_or(0, |&v| bf16_bits(v)) << 16;
+            }
+        });
+        let mut parts = vec![0f32; data.len() / pairs * m];
+        parts.par_chunks_mut(m * BLOCK).zip(data.par_chunks(pairs * BLOCK)).for_each(|(out, block)| {
+            for (t, out) in out.chunks_mut(TILE * BLOCK).enumerate() {
+                let rows = &xp[t * TILE * pairs..];
+                // SAFETY: `available()` saw AVX-512 F and BF16 on this CPU; `tile` reads
+                // `out.len() / BLOCK` rows of `rows` and `pairs` words of each, all in bounds.
+                unsafe {
+                    match out.len() / BLOCK {
+                        6 => tile::<6>(rows, pairs, block, out),
+                        5 => tile::<5>(rows, pairs, block, out),
+                        4 => tile::<4>(rows, pairs, block, out),
+                        3 => tile::<3>(rows, pairs, block, out),
+                        2 => tile::<2>(rows, pairs, block, out),
+                        _ => tile::<1>(rows, pairs, block, out),
+                    }
+                }
+            }
+        });
+        parts
+    }
+
+    /// `out[r][j] = Σ_p dot(x[r][p], block[p][j])` for `R ≤ TILE` rows, in registers.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn tile<const R: usize>(rows: &[u32], pairs: usize, block: &[u32], out: &mut [f32]) {
+        debug_assert!(rows.len() >= R * pairs && block.len() >= pairs * BLOCK && out.len() >= R * BLOCK);
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        let (w, x) = (block.as_ptr(), rows.as_ptr());
+        for p in 0..pairs {
+            // SAFETY: p < pairs; the block holds pairs · BLOCK words, each of the R rows
+            // `pairs` words (asserted above); __m512i and __m512bh are both 512 plain bits.
+            unsafe {
+                let wv: [__m512bh; 4] =
+                    std::array::from_fn(|v| std::mem::transmute(_mm512_loadu_si512(w.add(p * BLOCK + 16 * v).cast())));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let xv: __m512bh = std::mem::transmute(_mm512_set1_epi32(*x.add(r * pairs + p) as i32));
+                    for v in 0..4 {
+                        acc[v] = _mm512_dpbf16_ps(acc[v], xv, wv[v]);
+                    }
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (v, a) in acc.iter().enumerate() {
+                // SAFETY: r < R and 16 · v + 16 ≤ BLOCK: inside `out`.
+                unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * BLOCK + 16 * v), *a) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// `x · Wᵀ + b` in f64 on the weight the packed values stand for.
+    fn reference(x: &Tensor, packed: &PackedLinear, b: Option<&Tensor>) -> Result<Tensor> {
+        let w = packed.dequantize(&Device::Cpu)?.to_dtype(DType::F64)?;
+        let y = x.to_dtype(DType::F64)?.matmul(&w.t()?)?;
+        let y = match b {
+            Some(b) => y.broadcast_add(&b.to_dtype(DType::F64)?)?,
+            None => y,
+        };
+        y.to_dtype(DType::F32)
+    }
+
+    #[test]
+    fn both_formats_and_both_paths_compute_the_packed_weights_product() -> Result<()> {
+        let dev = Device::Cpu;
+        // Rows on both sides of SKINNY_ROWS; outputs with and without a partial block; inner
+        // sizes with and without a partial step.
+        for &(m, k, n) in &[(1, 64, 300), (3, 37, 17), (8, 130, 513), (9, 96, 40), (40, 200, 260), (70, 33, 1100)] {
+            let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+            let w = Tensor::randn(0f32, 1.0, (n, k), &dev)?;
+            let b = Tensor::randn(0f32, 1.0, n, &dev)?;
+            for format in [WeightFormat::Bf16, WeightFormat::Int8] {
+                for bias in [None, Some(&b)] {
+                    let packed = PackedLinear::pack(&w, bias, format)?;
+                    // `vdpbf16ps` multiplies the activations rounded to bf16.
+                    let dot = cfg!(target_arch = "x86_64") && format == WeightFormat::Bf16 && m > SKINNY_ROWS && bf16_dot();
+                    let x = if dot { x.to_dtype(DType::BF16)?.to_dtype(DType::F32)? } else { x.clone() };
+                    let want = reference(&x, &packed, bias)?;
+                    let got = packed.forward(&x)?;
+                    assert_eq!(got.dims(), &[m, n]);
+                    let diff = (got - &want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                    assert!(diff < 1e-3, "{format} {m}×{k}·{n} bias {}: {diff}", bias.is_some());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn packing_rounds_as_the_format_says() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 0.05, (70, 33), &dev)?;
+        let dense = w.to_vec2::<f32>()?;
+        let bf16 = PackedLinear::pack(&w, None, WeightFormat::Bf16)?;
+        // Round to nearest: within half a bf16 step (2⁻⁸ relative) of every weight.
+        let back = bf16.dequantize(&dev)?.to_vec2::<f32>()?;
+        for (r, d) in back.iter().flatten().zip(dense.iter().flatten()) {
+            assert!((r - d).abs() <= d.abs() * 2f32.powi(-8), "{r} for {d}");
+        }
+        assert_eq!(back, w.to_dtype(DType::BF16)?.to_dtype(DType::F32)?.to_vec2::<f32>()?);
+        let int8 = PackedLinear::pack(&w, None, WeightFormat::Int8)?;
+        let back = int8.dequantize(&dev)?.to_vec2::<f32>()?;
+        for (row, want) in back.iter().zip(&dense) {
+            let max = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            // Half a step of max/127, and the row's largest weight kept (to rounding).
+            for (r, d) in row.iter().zip(want) {
+                assert!((r - d).abs() <= max / 254.0 * 1.0001, "{r} for {d}");
+            }
+            assert!((row.iter().fold(0f32, |m, v| m.max(v.abs())) - max).abs() <= max * 1e-6);
+        }
+        // Memory: padded to whole blocks of 64 outputs (and bf16 to pairs of inputs).
+        assert_eq!(bf16.bytes(), 2 * 64 * 34 * 2);
+        assert_eq!(int8.bytes(), 2 * 64 * 33 + 70 * 4);
+        // A zero row stays zero (no division by a zero scale).
+        let zero = PackedLinear::pack(&Tensor::zeros((3, 5), DType::F32, &dev)?, None, WeightFormat::Int8)?;
+        assert_eq!(zero.dequantize(&dev)?.sum_all()?.to_scalar::<f32>()?, 0.0);
+        Ok(())
+    }
+
+    fn bf16_dot() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return dot_bf16::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    #[test]
+    fn every_vector_unit_gives_the_same_sums() {
+        // Small integers: every order of summation gives the same bits.
+        let (m, k) = (3, 23);
+        let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
+        let q: Vec<i8> = (0..k * BLOCK).map(|i| (i % 11) as i8 - 5).collect();
+        // The same values as bf16 pair words `[⌈k/2⌉, BLOCK]` (the last word's high half zero).
+        let bf: Vec<u32> = (0..k.div_ceil(2) * BLOCK)
+            .map(|at| {
+                let (p, j) = (at / BLOCK, at % BLOCK);
+                let odd = if 2 * p + 1 < k { bf16_bits(f32::from(q[(2 * p + 1) * BLOCK + j])) } else { 0 };
+                bf16_bits(f32::from(q[2 * p * BLOCK + j])) | odd << 16
+            })
+            .collect();
+        let mut want = vec![0f32; m * BLOCK];
+        rows_i8(Isa::Portable, &x, m, k, &q, &mut want);
+        let check = (0..k).map(|c| x[k + c] * q[c * BLOCK + 5] as f32).sum::<f32>();
+        assert_eq!(want[BLOCK + 5], check);
+        for isa in Isa::available() {
+            let mut out = vec![0f32; m * BLOCK];
+            rows_i8(isa, &x, m, k, &q, &mut out);
+            assert_eq!(out, want, "int8 {isa:?}");
+            let mut out = vec![0f32; m * BLOCK];
+            rows_bf16(isa, &x, m, k, &bf, &mut out);
+            assert_eq!(out, want, "bf16 {isa:?}");
+            let mut widened = vec![0f32; k * BLOCK];
+            widen_i8(isa, &q, Some(&[2.0; 10]), &mut widened);
+            assert_eq!(widened[BLOCK + 3], 2.0 * q[BLOCK + 3] as f32);
+            assert_eq!(widened[BLOCK + 30], 0.0, "outputs past the scales are padding: zero");
+            widen_bf16(isa, &bf, None, &mut widened);
+            assert_eq!(widened, q.iter().map(|&v| f32::from(v)).collect::<Vec<_>>(), "bf16 {isa:?}");
+        }
+        // AVX512-BF16 on small integers (exact in bf16): the same sums.
+        if bf16_dot() {
+            #[cfg(target_arch = "x86_64")]
+            for rows in [1, 6, 7, 13] {
+                let x: Vec<f32> = (0..rows * k).map(|i| (i % 7) as f32 - 3.0).collect();
+                let got = dot_bf16::many_rows(&x, rows, k, &bf);
+                let mut want = vec![0f32; rows * BLOCK];
+                rows_i8(Isa::Portable, &x, rows, k, &q, &mut want);
+                assert_eq!(got, want, "{rows} rows");
+            }
+        }
+    }
+
+    #[test]
+    fn the_format_parses_and_names_itself() {
+        for name in WeightFormat::NAMES {
+            assert_eq!(name.parse::<WeightFormat>().unwrap().to_string(), name);
+        }
+        let err = "int4".parse::<WeightFormat>().unwrap_err();
+        assert!(err.contains("int4") && err.contains("bf16"), "{err}");
+    }
+}
