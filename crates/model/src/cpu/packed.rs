@@ -5,10 +5,11 @@
 //! Decoding reads every weight once per token, so its speed is the memory's: fewer bytes per
 //! weight are fewer seconds per token; the few-row kernels widen each weight to f32 in
 //! registers and keep the activations in f32. The many-row products (vision tower, prefill)
-//! are bound by arithmetic instead. On a CPU with AVX512-BF16, bf16 weights run them with
-//! `vdpbf16ps` (two products per f32 lane per instruction, f32 sums) on the activations
-//! rounded to bf16, as PyTorch's bf16 does; elsewhere, and for int8, a block of the weight is
-//! widened to f32 in cache and handed to the same `gemm` as the f32 path.
+//! are bound by arithmetic instead. On a CPU with AVX512-BF16 they run on `vdpbf16ps` (two
+//! products per f32 lane per instruction, f32 sums) with the activations rounded to bf16, as
+//! PyTorch's bf16 does; int8 blocks are rewritten as bf16 for it first (every integer in ±127 is
+//! exact in bf16; the scale applies after the sum). Elsewhere a block of the weight is widened
+//! to f32 in cache and handed to the same `gemm` as the f32 path.
 //!
 //! A packed weight is stored in blocks of [`BLOCK`] outputs, each block contiguous (the last
 //! padded with zeros): int8 as `[in, BLOCK]`, bf16 as `[in/2, BLOCK]` 32-bit words holding
@@ -237,6 +238,15 @@ impl PackedLinear {
     }
 
     fn run(&self, x: &[f32], m: usize) -> Vec<f32> {
+        #[cfg(target_arch = "x86_64")]
+        let dot = dot_bf16::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        let dot = false;
+        self.run_with(x, m, dot)
+    }
+
+    /// `x [m, in]` through the layer, with `vdpbf16ps` for many rows when `dot`.
+    fn run_with(&self, x: &[f32], m: usize, dot: bool) -> Vec<f32> {
         if m == 0 {
             return Vec::new();
         }
@@ -248,11 +258,13 @@ impl PackedLinear {
             Blocks::Bf16(data) if m <= SKINNY_ROWS => (few_rows(isa, rows_bf16, x, m, k, data, k.div_ceil(2)), BLOCK, false),
             Blocks::Int8 { q, .. } if m <= SKINNY_ROWS => (few_rows(isa, rows_i8, x, m, k, q, k), BLOCK, false),
             #[cfg(target_arch = "x86_64")]
-            Blocks::Bf16(data) if dot_bf16::available() => (dot_bf16::many_rows(x, m, k, data), BLOCK, true),
+            Blocks::Bf16(data) if dot => (dot_bf16::many_rows(x, m, k, data), BLOCK, true),
             Blocks::Bf16(data) => {
                 let group = group_blocks(n);
                 (many_rows(isa, widen_bf16, x, m, k, data, k.div_ceil(2), None, group), group * BLOCK, true)
             }
+            #[cfg(target_arch = "x86_64")]
+            Blocks::Int8 { q, .. } if dot => (dot_bf16::many_rows_i8(x, m, k, q), BLOCK, false),
             Blocks::Int8 { q, scale } => {
                 let group = group_blocks(n);
                 (many_rows(isa, widen_i8, x, m, k, q, k, Some(scale), group), group * BLOCK, true)
@@ -307,22 +319,31 @@ fn few_rows<W: Sync>(isa: Isa, rows: RowsFn<W>, x: &[f32], m: usize, k: usize, d
     parts
 }
 
+/// `out[i][j] += Σ_d x[i][c + d] · w[d][j]` over four widened rows of a block.
+#[inline(always)]
+fn fold_rows(x: &[f32], m: usize, k: usize, c: usize, w: &[[f32; BLOCK]; 4], out: &mut [f32]) {
+    for (i, acc) in out.chunks_exact_mut(BLOCK).enumerate().take(m) {
+        let xs = &x[i * k + c..i * k + c + 4];
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a += xs[0] * w[0][j] + xs[1] * w[1][j] + xs[2] * w[2][j] + xs[3] * w[3][j];
+        }
+    }
+}
+
 multiversion! {
-    /// `out[i][j] = Σ_c x[i][c] · block[c][j]` for an int8 block `[k, BLOCK]`, four of its
-    /// rows per pass (each partial sum is loaded and stored once per four products).
+    /// `out[i][j] = Σ_c x[i][c] · block[c][j]` for an int8 block `[k, BLOCK]`: four of its rows
+    /// widened per pass (once, whatever the number of rows), each partial sum loaded and
+    /// stored once per four products.
     fn rows_i8(x: &[f32], m: usize, k: usize, block: &[i8], out: &mut [f32]) {
-        const STEP: usize = 4;
+        let mut w = [[0f32; BLOCK]; 4];
         let mut c = 0;
-        while c + STEP <= k {
-            let w: [&[i8]; STEP] = std::array::from_fn(|d| &block[(c + d) * BLOCK..(c + d + 1) * BLOCK]);
-            for (i, acc) in out.chunks_exact_mut(BLOCK).enumerate().take(m) {
-                let xs: [f32; STEP] = std::array::from_fn(|d| x[i * k + c + d]);
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a += xs[0] * f32::from(w[0][j]) + xs[1] * f32::from(w[1][j]) + xs[2] * f32::from(w[2][j])
-                        + xs[3] * f32::from(w[3][j]);
-                }
+        while c + 4 <= k {
+            for (d, w) in w.iter_mut().enumerate() {
+                let src = &block[(c + d) * BLOCK..(c + d + 1) * BLOCK];
+                w.iter_mut().zip(src).for_each(|(w, &q)| *w = f32::from(q));
             }
-            c += STEP;
+            fold_rows(x, m, k, c, &w, out);
+            c += 4;
         }
         for c in c..k {
             let w = &block[c * BLOCK..(c + 1) * BLOCK];
@@ -337,18 +358,20 @@ multiversion! {
 }
 
 multiversion! {
-    /// The same for a bf16 block of pair words `[k/2, BLOCK]`, two words (four inputs) per pass.
+    /// The same for a bf16 block of pair words `[⌈k/2⌉, BLOCK]`, two words (four inputs) per
+    /// pass.
     fn rows_bf16(x: &[f32], m: usize, k: usize, block: &[u32], out: &mut [f32]) {
-        let full = k / 2;
+        let mut w = [[0f32; BLOCK]; 4];
         let mut p = 0;
-        while p + 2 <= full {
-            let (w0, w1) = (&block[p * BLOCK..(p + 1) * BLOCK], &block[(p + 1) * BLOCK..(p + 2) * BLOCK]);
-            for (i, acc) in out.chunks_exact_mut(BLOCK).enumerate().take(m) {
-                let xs = &x[i * k + 2 * p..i * k + 2 * p + 4];
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a += xs[0] * low(w0[j]) + xs[1] * high(w0[j]) + xs[2] * low(w1[j]) + xs[3] * high(w1[j]);
+        while 2 * p + 4 <= k {
+            for (d, pair) in [p, p + 1].into_iter().enumerate() {
+                let src = &block[pair * BLOCK..(pair + 1) * BLOCK];
+                let [even, odd] = &mut w[2 * d..2 * d + 2] else { unreachable!() };
+                for ((e, o), &word) in even.iter_mut().zip(odd.iter_mut()).zip(src) {
+                    (*e, *o) = (low(word), high(word));
                 }
             }
+            fold_rows(x, m, k, 2 * p, &w, out);
             p += 2;
         }
         for p in p..k.div_ceil(2) {
@@ -469,7 +492,8 @@ multiversion! {
     }
 }
 
-/// The many-row bf16 product on AVX512-BF16: `vdpbf16ps` on the activations rounded to bf16.
+/// The many-row products on AVX512-BF16 (bf16 weights, and int8 weights rewritten as bf16):
+/// `vdpbf16ps` on the activations rounded to bf16.
 #[cfg(target_arch = "x86_64")]
 mod dot_bf16 {
     use std::arch::x86_64::*;
@@ -493,32 +517,67 @@ mod dot_bf16 {
     /// `[blocks][m][BLOCK]` sums for `x [m, k]` against pair-word blocks `[⌈k/2⌉, BLOCK]`.
     pub fn many_rows(x: &[f32], m: usize, k: usize, data: &[u32]) -> Vec<f32> {
         let pairs = k.div_ceil(2);
-        // The activations as pair words `[m, ⌈k/2⌉]`, rounded to nearest even.
+        let xp = activations(x, m, k);
+        let mut parts = vec![0f32; data.len() / pairs * m];
+        parts
+            .par_chunks_mut(m * BLOCK)
+            .zip(data.par_chunks(pairs * BLOCK))
+            .for_each(|(out, block)| block_product(&xp, pairs, block, out));
+        parts
+    }
+
+    /// The same against int8 blocks `[k, BLOCK]`, unscaled: each block is rewritten as bf16
+    /// pair words first (every integer in ±127 is exact in bf16).
+    pub fn many_rows_i8(x: &[f32], m: usize, k: usize, q: &[i8]) -> Vec<f32> {
+        let pairs = k.div_ceil(2);
+        let xp = activations(x, m, k);
+        let mut parts = vec![0f32; q.len() / k * m];
+        parts.par_chunks_mut(m * BLOCK).zip(q.par_chunks(k * BLOCK)).for_each_init(Vec::new, |words, (out, block)| {
+            words.clear();
+            words.resize(pairs * BLOCK, 0u32);
+            let bits = |v: i8| bf16_bits(f32::from(v));
+            for (p, row) in words.chunks_exact_mut(BLOCK).enumerate() {
+                let even = &block[2 * p * BLOCK..(2 * p + 1) * BLOCK];
+                row.iter_mut().zip(even).for_each(|(w, &v)| *w = bits(v));
+                if 2 * p + 1 < k {
+                    let odd = &block[(2 * p + 1) * BLOCK..(2 * p + 2) * BLOCK];
+                    row.iter_mut().zip(odd).for_each(|(w, &v)| *w |= bits(v) << 16);
+                }
+            }
+            block_product(&xp, pairs, words, out);
+        });
+        parts
+    }
+
+    /// The activations as pair words `[m, ⌈k/2⌉]`, rounded to nearest even.
+    fn activations(x: &[f32], m: usize, k: usize) -> Vec<u32> {
+        let pairs = k.div_ceil(2);
         let mut xp = vec![0u32; m * pairs];
         xp.par_chunks_mut(pairs).zip(x.par_chunks(k)).for_each(|(out, row)| {
             for (o, two) in out.iter_mut().zip(row.chunks(2)) {
                 *o = bf16_bits(two[0]) | two.get(1).map_or(0, |&v| bf16_bits(v)) << 16;
             }
         });
-        let mut parts = vec![0f32; data.len() / pairs * m];
-        parts.par_chunks_mut(m * BLOCK).zip(data.par_chunks(pairs * BLOCK)).for_each(|(out, block)| {
-            for (t, out) in out.chunks_mut(TILE * BLOCK).enumerate() {
-                let rows = &xp[t * TILE * pairs..];
-                // SAFETY: `available()` saw AVX-512 F and BF16 on this CPU; `tile` reads
-                // `out.len() / BLOCK` rows of `rows` and `pairs` words of each, all in bounds.
-                unsafe {
-                    match out.len() / BLOCK {
-                        6 => tile::<6>(rows, pairs, block, out),
-                        5 => tile::<5>(rows, pairs, block, out),
-                        4 => tile::<4>(rows, pairs, block, out),
-                        3 => tile::<3>(rows, pairs, block, out),
-                        2 => tile::<2>(rows, pairs, block, out),
-                        _ => tile::<1>(rows, pairs, block, out),
-                    }
+        xp
+    }
+
+    /// One block's `[m, BLOCK]` sums, `TILE` rows at a time.
+    fn block_product(xp: &[u32], pairs: usize, block: &[u32], out: &mut [f32]) {
+        for (t, out) in out.chunks_mut(TILE * BLOCK).enumerate() {
+            let rows = &xp[t * TILE * pairs..];
+            // SAFETY: `available()` saw AVX-512 F and BF16 on this CPU; `tile` reads
+            // `out.len() / BLOCK` rows of `rows` and `pairs` words of each, all in bounds.
+            unsafe {
+                match out.len() / BLOCK {
+                    6 => tile::<6>(rows, pairs, block, out),
+                    5 => tile::<5>(rows, pairs, block, out),
+                    4 => tile::<4>(rows, pairs, block, out),
+                    3 => tile::<3>(rows, pairs, block, out),
+                    2 => tile::<2>(rows, pairs, block, out),
+                    _ => tile::<1>(rows, pairs, block, out),
                 }
             }
-        });
-        parts
+        }
     }
 
     /// `out[r][j] = Σ_p dot(x[r][p], block[p][j])` for `R ≤ TILE` rows, in registers.
@@ -579,7 +638,7 @@ mod tests {
                 for bias in [None, Some(&b)] {
                     let packed = PackedLinear::pack(&w, bias, format)?;
                     // `vdpbf16ps` multiplies the activations rounded to bf16.
-                    let dot = cfg!(target_arch = "x86_64") && format == WeightFormat::Bf16 && m > SKINNY_ROWS && bf16_dot();
+                    let dot = m > SKINNY_ROWS && bf16_dot();
                     let x = if dot { x.to_dtype(DType::BF16)?.to_dtype(DType::F32)? } else { x.clone() };
                     let want = reference(&x, &packed, bias)?;
                     let got = packed.forward(&x)?;
@@ -587,6 +646,25 @@ mod tests {
                     let diff = (got - &want)?.abs()?.max_all()?.to_scalar::<f32>()?;
                     assert!(diff < 1e-3, "{format} {m}×{k}·{n} bias {}: {diff}", bias.is_some());
                 }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_widening_path_computes_the_packed_weights_product() -> Result<()> {
+        // What a CPU without AVX512-BF16 runs for many rows (gemm on widened blocks).
+        let dev = Device::Cpu;
+        for &(m, k, n) in &[(9, 37, 70), (40, 200, 260), (33, 64, 1100)] {
+            let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+            let w = Tensor::randn(0f32, 1.0, (n, k), &dev)?;
+            let b = Tensor::randn(0f32, 1.0, n, &dev)?;
+            for format in [WeightFormat::Bf16, WeightFormat::Int8] {
+                let packed = PackedLinear::pack(&w, Some(&b), format)?;
+                let want = reference(&x, &packed, Some(&b))?.flatten_all()?.to_vec1::<f32>()?;
+                let got = packed.run_with(&x.flatten_all()?.to_vec1::<f32>()?, m, false);
+                let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(diff < 1e-3, "{format} {m}×{k}·{n}: {diff}");
             }
         }
         Ok(())
@@ -671,6 +749,7 @@ mod tests {
                 let mut want = vec![0f32; rows * BLOCK];
                 rows_i8(Isa::Portable, &x, rows, k, &q, &mut want);
                 assert_eq!(got, want, "{rows} rows");
+                assert_eq!(dot_bf16::many_rows_i8(&x, rows, k, &q), want, "{rows} rows of int8");
             }
         }
     }
