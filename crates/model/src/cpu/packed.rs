@@ -280,10 +280,8 @@ impl PackedLinear {
             for (g, out) in row.chunks_mut(width).enumerate() {
                 let j0 = g * width;
                 let part = &parts[g * m * width + i * width..][..out.len()];
-                for (j, (y, &p)) in out.iter_mut().zip(part).enumerate() {
-                    let v = scale.map_or(p, |s| p * s[j0 + j]);
-                    *y = bias.map_or(v, |b| v + b[j0 + j]);
-                }
+                let (scale, bias) = (scale.map(|s| &s[j0..]), bias.map(|b| &b[j0..]));
+                finish(isa, part, scale, bias, out);
             }
         });
         y
@@ -302,6 +300,41 @@ impl CustomOp1 for PackedLinear {
         }
         let x = f32_slice(storage, layout, "easel-cpu-packed-linear")?;
         Ok((CpuStorage::F32(self.run(x, m)), Shape::from((m, self.out_dim))))
+    }
+}
+
+multiversion! {
+    /// `out = part · scale + bias`, the options decided once per run of outputs.
+    fn finish(part: &[f32], scale: Option<&[f32]>, bias: Option<&[f32]>, out: &mut [f32]) {
+        match (scale, bias) {
+            (None, None) => out.copy_from_slice(part),
+            (None, Some(b)) => out.iter_mut().zip(part).zip(b).for_each(|((y, p), b)| *y = p + b),
+            (Some(s), None) => out.iter_mut().zip(part).zip(s).for_each(|((y, p), s)| *y = p * s),
+            (Some(s), Some(b)) => {
+                out.iter_mut().zip(part).zip(s).zip(b).for_each(|(((y, p), s), b)| *y = p * s + b)
+            }
+        }
+    }
+}
+
+/// `v` as bf16 bits, rounded to nearest even (as `half::bf16::from_f32`), in plain arithmetic
+/// that vectorises; a NaN stays a (quiet) NaN.
+#[inline(always)]
+fn round_bf16(v: f32) -> u32 {
+    let bits = v.to_bits();
+    if v.is_nan() { (bits >> 16) | 0x40 } else { bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16 }
+}
+
+multiversion! {
+    /// A row of activations as bf16 pair words (an odd length's last word: one value).
+    fn to_pairs(row: &[f32], out: &mut [u32]) {
+        let (pairs, tail) = row.as_chunks::<2>();
+        for (o, p) in out.iter_mut().zip(pairs) {
+            *o = round_bf16(p[0]) | round_bf16(p[1]) << 16;
+        }
+        if let [last] = tail {
+            out[pairs.len()] = round_bf16(*last);
+        }
     }
 }
 
@@ -553,11 +586,8 @@ mod dot_bf16 {
     fn activations(x: &[f32], m: usize, k: usize) -> Vec<u32> {
         let pairs = k.div_ceil(2);
         let mut xp = vec![0u32; m * pairs];
-        xp.par_chunks_mut(pairs).zip(x.par_chunks(k)).for_each(|(out, row)| {
-            for (o, two) in out.iter_mut().zip(row.chunks(2)) {
-                *o = bf16_bits(two[0]) | two.get(1).map_or(0, |&v| bf16_bits(v)) << 16;
-            }
-        });
+        let isa = super::Isa::detect();
+        xp.par_chunks_mut(pairs).zip(x.par_chunks(k)).for_each(|(out, row)| super::to_pairs(isa, row, out));
         xp
     }
 
@@ -750,6 +780,26 @@ mod tests {
                 rows_i8(Isa::Portable, &x, rows, k, &q, &mut want);
                 assert_eq!(got, want, "{rows} rows");
                 assert_eq!(dot_bf16::many_rows_i8(&x, rows, k, &q), want, "{rows} rows of int8");
+            }
+        }
+    }
+
+    #[test]
+    fn activations_round_to_bf16_as_half_does() {
+        let mut values: Vec<f32> = vec![0.0, -0.0, 1.0, -1.5, f32::MAX, f32::MIN, f32::INFINITY, f32::NEG_INFINITY];
+        values.extend([f32::MIN_POSITIVE, 1e-40, -1e-45, 3.0e38, 1.0 + 2f32.powi(-8), 1.0 + 3.0 * 2f32.powi(-8)]);
+        values.extend((0..2000).map(|i| ((i as f32) * 0.7371).sin() * 10f32.powi(i % 30 - 15)));
+        for v in &values {
+            assert_eq!(round_bf16(*v), bf16_bits(*v), "{v:e}");
+        }
+        assert!(low(round_bf16(f32::NAN)).is_nan());
+        for isa in Isa::available() {
+            let mut out = vec![0u32; values.len().div_ceil(2)];
+            to_pairs(isa, &values[..values.len() - 1], &mut out);
+            for (i, v) in values[..values.len() - 1].iter().enumerate() {
+                let word = out[i / 2];
+                let half = if i % 2 == 0 { word & 0xffff } else { word >> 16 };
+                assert_eq!(half, bf16_bits(*v), "{isa:?} {v:e}");
             }
         }
     }
