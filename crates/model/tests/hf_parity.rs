@@ -124,13 +124,14 @@ fn transformers5_layout_matches_transformers() {
 }
 
 /// bf16 and int8 weights (`--weights`) against the same reference: the logits of every case's
-/// prompt within a bar relative to their scale, measured when the formats were added (bf16
-/// ≈ 2⁻⁸ relative rounding per weight, int8 ≈ 1/254 of each row's largest). The f32 path above
-/// is bit-for-bit unaffected: packing is opt-in.
+/// prompt within a bar relative to their scale (measured on an AMD EPYC with AVX512-BF16:
+/// bf16 1.24e-2, int8 3.38e-2; bf16 rounds each weight by ≤ 2⁻⁹ relative and there the
+/// prefill's activations too, int8 by ≤ 1/254 of its row's largest). The f32 path above is
+/// unaffected: packing is opt-in.
 #[test]
 fn packed_weights_stay_near_transformers() {
     let dir = fixtures().join("tiny-hub");
-    for (format, bar) in [(easel_model::WeightFormat::Bf16, 2e-2), (easel_model::WeightFormat::Int8, 4e-2)] {
+    for (format, bar) in [(easel_model::WeightFormat::Bf16, 2.5e-2), (easel_model::WeightFormat::Int8, 6e-2)] {
         let mut vlm = Qwen2Vl::load(&dir, &Device::Cpu, DType::F32, None).expect("loads");
         vlm.model.pack_weights(format).expect("packs");
         let mut worst = 0f32;
