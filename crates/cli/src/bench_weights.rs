@@ -123,7 +123,7 @@ pub fn run(args: WeightsBenchArgs) -> Result<()> {
             "load_s": run.load_s, "score_s_per_painting": run.score_s / inputs.len() as f64,
             "critique_s_per_painting": per(run.critique_s, critiques),
             "score_speedup": reference.score_s / run.score_s,
-            "critique_speedup": if critiques > 0 { reference.critique_s / run.critique_s } else { f64::NAN }});
+            "critique_speedup": (critiques > 0).then(|| reference.critique_s / run.critique_s)});
         line.as_object_mut().expect("an object").extend(fields.as_object().expect("an object").clone());
         println!("{line}");
     }

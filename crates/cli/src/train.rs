@@ -256,9 +256,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let config = args.config()?;
     let device = args.compute.device()?;
     let dtype = args.compute.dtype()?;
-    if args.compute.weights()? != easel_model::WeightFormat::F32 {
-        bail!("training runs on the --dtype weights; --weights bf16/int8 is for inference");
-    }
+    refuse_packed_weights(&args.compute)?;
     let mut bars = Bars::new(args.quiet);
     let summary = easel_train::train(
         &config,
@@ -351,9 +349,7 @@ pub fn bench(args: TrainBenchArgs) -> Result<()> {
     let preset = Preset::parse(&args.preset)?;
     let device = args.compute.device()?;
     let dtype = args.compute.dtype()?;
-    if args.compute.weights()? != easel_model::WeightFormat::F32 {
-        bail!("training runs on the --dtype weights; --weights bf16/int8 is for inference");
-    }
+    refuse_packed_weights(&args.compute)?;
     let start = Instant::now();
     let (config, model) = crate::bench::random_model(preset, &device, dtype, args.seed)?;
     let head_config = HeadConfig::new(config.text.hidden_size, preset.head_hidden());
@@ -457,5 +453,13 @@ pub fn bench(args: TrainBenchArgs) -> Result<()> {
         "trainable_params": trainable_params, "first_step_seconds": times[0],
         "seconds_per_step": sorted[sorted.len() / 2], "step_seconds": times, "loss": last_loss})
     );
+    Ok(())
+}
+
+/// Training runs on the `--dtype` weights: `--weights bf16/int8` is for inference only.
+fn refuse_packed_weights(compute: &crate::device::ComputeArgs) -> Result<()> {
+    if compute.weights()? != easel_model::WeightFormat::F32 {
+        bail!("training runs on the --dtype weights; --weights bf16/int8 is for inference");
+    }
     Ok(())
 }

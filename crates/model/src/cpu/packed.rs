@@ -94,9 +94,6 @@ fn high(pair: u32) -> f32 {
     f32::from_bits(pair & 0xffff_0000)
 }
 
-fn bf16_bits(v: f32) -> u32 {
-    u32::from(half::bf16::from_f32(v).to_bits())
-}
 
 #[derive(Debug)]
 enum Blocks {
@@ -142,16 +139,8 @@ impl PackedLinear {
                 data.par_chunks_mut(pairs * BLOCK).enumerate().for_each(|(b, block)| {
                     let (j0, width) = (b * BLOCK, BLOCK.min(n - b * BLOCK));
                     for (p, words) in block.chunks_exact_mut(BLOCK).enumerate() {
-                        let even = &wt[2 * p * n + j0..][..width];
-                        for (word, &v) in words.iter_mut().zip(even) {
-                            *word = bf16_bits(v);
-                        }
-                        if 2 * p + 1 < k {
-                            let odd = &wt[(2 * p + 1) * n + j0..][..width];
-                            for (word, &v) in words.iter_mut().zip(odd) {
-                                *word |= bf16_bits(v) << 16;
-                            }
-                        }
+                        let row = |c: usize| wt[c * n + j0..][..width].iter().copied();
+                        interleave(words, row(2 * p), (2 * p + 1 < k).then(|| row(2 * p + 1)));
                     }
                 });
                 Blocks::Bf16(data)
@@ -313,6 +302,19 @@ multiversion! {
             (Some(s), Some(b)) => {
                 out.iter_mut().zip(part).zip(s).zip(b).for_each(|(((y, p), s), b)| *y = p * s + b)
             }
+        }
+    }
+}
+
+/// Pair words from two consecutive inputs' weights (`odd` absent past an odd input count):
+/// `word[j] = bf16(even[j]) | bf16(odd[j]) << 16`.
+fn interleave<I: Iterator<Item = f32>>(words: &mut [u32], even: I, odd: Option<I>) {
+    for (word, v) in words.iter_mut().zip(even) {
+        *word = round_bf16(v);
+    }
+    if let Some(odd) = odd {
+        for (word, v) in words.iter_mut().zip(odd) {
+            *word |= round_bf16(v) << 16;
         }
     }
 }
@@ -534,7 +536,7 @@ mod dot_bf16 {
 
     use rayon::prelude::*;
 
-    use super::{BLOCK, bf16_bits};
+    use super::BLOCK;
 
     /// Rows per register tile: 6 × 4 accumulators, 4 weight vectors and a broadcast fit the
     /// 32 vector registers.
@@ -568,14 +570,9 @@ mod dot_bf16 {
         parts.par_chunks_mut(m * BLOCK).zip(q.par_chunks(k * BLOCK)).for_each_init(Vec::new, |words, (out, block)| {
             words.clear();
             words.resize(pairs * BLOCK, 0u32);
-            let bits = |v: i8| bf16_bits(f32::from(v));
-            for (p, row) in words.chunks_exact_mut(BLOCK).enumerate() {
-                let even = &block[2 * p * BLOCK..(2 * p + 1) * BLOCK];
-                row.iter_mut().zip(even).for_each(|(w, &v)| *w = bits(v));
-                if 2 * p + 1 < k {
-                    let odd = &block[(2 * p + 1) * BLOCK..(2 * p + 2) * BLOCK];
-                    row.iter_mut().zip(odd).for_each(|(w, &v)| *w |= bits(v) << 16);
-                }
+            for (p, pair) in words.chunks_exact_mut(BLOCK).enumerate() {
+                let row = |c: usize| block[c * BLOCK..(c + 1) * BLOCK].iter().map(|&v| f32::from(v));
+                super::interleave(pair, row(2 * p), (2 * p + 1 < k).then(|| row(2 * p + 1)));
             }
             block_product(&xp, pairs, words, out);
         });
@@ -731,6 +728,11 @@ mod tests {
         Ok(())
     }
 
+    /// The reference rounding: `half`'s.
+    fn bf16_bits(v: f32) -> u32 {
+        u32::from(half::bf16::from_f32(v).to_bits())
+    }
+
     fn bf16_dot() -> bool {
         #[cfg(target_arch = "x86_64")]
         return dot_bf16::available();
@@ -745,13 +747,11 @@ mod tests {
         let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
         let q: Vec<i8> = (0..k * BLOCK).map(|i| (i % 11) as i8 - 5).collect();
         // The same values as bf16 pair words `[⌈k/2⌉, BLOCK]` (the last word's high half zero).
-        let bf: Vec<u32> = (0..k.div_ceil(2) * BLOCK)
-            .map(|at| {
-                let (p, j) = (at / BLOCK, at % BLOCK);
-                let odd = if 2 * p + 1 < k { bf16_bits(f32::from(q[(2 * p + 1) * BLOCK + j])) } else { 0 };
-                bf16_bits(f32::from(q[2 * p * BLOCK + j])) | odd << 16
-            })
-            .collect();
+        let mut bf = vec![0u32; k.div_ceil(2) * BLOCK];
+        for (p, pair) in bf.chunks_exact_mut(BLOCK).enumerate() {
+            let row = |c: usize| q[c * BLOCK..(c + 1) * BLOCK].iter().map(|&v| f32::from(v));
+            interleave(pair, row(2 * p), (2 * p + 1 < k).then(|| row(2 * p + 1)));
+        }
         let mut want = vec![0f32; m * BLOCK];
         rows_i8(Isa::Portable, &x, m, k, &q, &mut want);
         let check = (0..k).map(|c| x[k + c] * q[c * BLOCK + 5] as f32).sum::<f32>();
