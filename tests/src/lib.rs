@@ -541,6 +541,11 @@ impl TestApp {
         }
     }
 
+    /// Ingest's Prometheus metrics (the in-process ingest's recorder).
+    pub async fn ingest_metrics(&self) -> String {
+        self.http.get(format!("{}/metrics", self.ingest_url)).send().await.expect("GET /metrics").text().await.expect("metrics text")
+    }
+
     /// A count query on the app's database.
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"))

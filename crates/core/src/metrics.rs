@@ -40,6 +40,9 @@ pub const DEAD_LETTER_DEPTH: &str = "easel_dead_letter_depth";
 /// `settled` (done, or already failed by the worker: left as it is), `unknown` (no such
 /// submission), `unreadable` (not a job).
 pub const DEAD_LETTERS_TOTAL: &str = "easel_dead_letters_total";
+/// Bulk requests being served by this ingest pod (at most `ingest.bulk_requests`; more get 503
+/// `ingest.busy`).
+pub const BULK_REQUESTS_IN_FLIGHT: &str = "easel_bulk_requests_in_flight";
 /// Uploads by `outcome`: `accepted`, `duplicate`, `rejected`.
 pub const SUBMISSIONS_TOTAL: &str = "easel_submissions_total";
 /// Seconds from publication to delivery to a worker.

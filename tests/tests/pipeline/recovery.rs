@@ -48,10 +48,6 @@ async fn publish_dead_letter(app: &TestApp, payload: &[u8]) {
     let _ = connection.close(200, "done").await;
 }
 
-async fn ingest_metrics(app: &TestApp) -> String {
-    app.http.get(format!("{}/metrics", app.ingest_url)).send().await.expect("GET /metrics").text().await.expect("text")
-}
-
 async fn failure_of(app: &TestApp, id: Uuid) -> (String, Option<String>, Option<String>, i32) {
     sqlx::query_as("SELECT status, failure_code, failure_reason, attempts FROM submissions WHERE id = $1")
         .bind(id)
@@ -93,7 +89,7 @@ async fn jobs_the_broker_lost_are_swept_back_and_scored_once() {
     app.start_worker().await;
     app.wait_until_settled(3, Duration::from_secs(60)).await;
     assert_eq!(app.count("SELECT count(*) FROM submissions WHERE status = 'done'").await, 3);
-    let metrics = ingest_metrics(&app).await;
+    let metrics = app.ingest_metrics().await;
     assert!(metrics.contains("easel_swept_total"), "{metrics}");
     app.assert_exactly_once().await;
 }
@@ -140,7 +136,7 @@ async fn dead_letters_fail_their_submissions_unless_settled() {
     eventually("the dead-letter queue consumed", Duration::from_secs(20), || async { app.queue_depth(&dead).await == 0 }).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(failure_of(&app, done).await.0, "done", "a done submission is never touched");
-    let metrics = ingest_metrics(&app).await;
+    let metrics = app.ingest_metrics().await;
     assert!(metrics.contains("easel_dead_letter_depth"), "{metrics}");
     assert!(metrics.contains("easel_dead_letters_total{outcome=\"unreadable\"}"), "{metrics}");
     app.assert_exactly_once().await;

@@ -47,6 +47,6 @@ async fn services_report_stage_cpu_and_model_idle() {
     let decode_cpu = worker.sum("easel_stage_cpu_seconds_sum", &[("stage", "decode")]);
     assert!(decode_cpu <= decode_wall, "decode: {decode_cpu} s of CPU in {decode_wall} s");
 
-    let ingest = reqwest::get(format!("{}/metrics", app.ingest_url)).await.unwrap().text().await.unwrap();
+    let ingest = app.ingest_metrics().await;
     assert_eq!(Snapshot::parse(&ingest).sum("easel_stage_cpu_seconds_count", &[("stage", "validate")]), 2.0, "{ingest}");
 }

@@ -4,10 +4,11 @@
 
 use std::io::Write;
 
+use easel_tests::bench::prometheus::Snapshot;
 use easel_tests::{SubmitForm, TestApp, paintings};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn refused(response: reqwest::Response, status: u16, code: &str, what: &str) {
     let got = response.status().as_u16();
@@ -101,20 +102,38 @@ async fn bulk_requests_beyond_the_pods_share_are_turned_away() {
         app.admin_token
     );
     slow.write_all(head.as_bytes()).await.unwrap();
-    // Until the first request holds the slot, the second may still get it: retry briefly.
+    // Wait until the first request holds the slot (`easel_bulk_requests_in_flight` 1); if it
+    // never does, say what the server answered it.
     let started = std::time::Instant::now();
-    let response = loop {
-        let form = Form::new().part("manifest", Part::bytes(b"{\"file\": \"a.jpg\"}\n".to_vec()).file_name("m.jsonl"));
-        let response = app.http.post(format!("{}/v1/competitions/busy/bulk", app.ingest_url)).multipart(form).send().await.unwrap();
-        if response.status() == 503 || started.elapsed() > std::time::Duration::from_secs(10) {
-            break response;
+    while bulk_requests_in_flight(&app).await != 1.0 {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let mut answer = vec![0; 4096];
+            let read = tokio::time::timeout(std::time::Duration::from_secs(1), slow.read(&mut answer)).await;
+            let answer = match read {
+                Ok(Ok(n)) => String::from_utf8_lossy(&answer[..n]).into_owned(),
+                other => format!("no answer ({other:?})"),
+            };
+            panic!("the first bulk request never held the slot; the server answered it: {answer}");
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    assert!(response.headers().get("retry-after").is_some(), "503 says when to come back");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let form = Form::new().part("manifest", Part::bytes(b"{\"file\": \"a.jpg\"}\n".to_vec()).file_name("m.jsonl"));
+    let response = app.http.post(format!("{}/v1/competitions/busy/bulk", app.ingest_url)).multipart(form).send().await.unwrap();
+    assert!(response.headers().get("retry-after").is_some(), "503 says when to come back: {:?}", response.headers());
     refused(response, 503, "ingest.busy", "a second bulk request").await;
     assert_eq!(app.submit("busy", SubmitForm::painting(&paintings()[1]).external_id("single")).await.status(), 202);
+
+    // A client that goes away frees its slot.
     drop(slow);
+    let started = std::time::Instant::now();
+    while bulk_requests_in_flight(&app).await != 0.0 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the slot of a closed connection is still held");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn bulk_requests_in_flight(app: &TestApp) -> f64 {
+    Snapshot::parse(&app.ingest_metrics().await).sum("easel_bulk_requests_in_flight", &[])
 }
 
 /// A bulk request refused after one of its files was stored leaves an object no submission

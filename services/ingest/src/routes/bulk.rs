@@ -16,8 +16,9 @@ use easel_core::auth::Caller;
 use easel_core::db::submissions::{self, NewSubmission};
 use easel_core::domain::{Description, ExternalId, SubmissionStatus};
 use easel_core::http::{ApiError, ApiPath, ErrorBody, ErrorDetail};
-use easel_core::metrics::{SUBMISSIONS_TOTAL, Stage};
+use easel_core::metrics::{BULK_REQUESTS_IN_FLIGHT, SUBMISSIONS_TOTAL, Stage};
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -90,11 +91,7 @@ pub async fn submit_bulk(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<BulkOutcome>, ApiError> {
     let competition = competition_to_submit(&state, &caller, &slug).await?;
-    let _serving = state.bulk_slots.clone().try_acquire_owned().map_err(|_| {
-        let mut busy = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ingest.busy", "too many bulk requests at once; retry shortly");
-        busy.retry_after = Some(5);
-        busy
-    })?;
+    let _serving = BulkSlot::take(&state)?;
     let mut multipart = multipart.map_err(multipart_rejection)?;
     let mut field = multipart
         .next_field()
@@ -171,6 +168,29 @@ pub async fn submit_bulk(
         metrics::counter!(SUBMISSIONS_TOTAL, "outcome" => outcome_name).increment(count as u64);
     }
     Ok(Json(outcome))
+}
+
+/// One of the pod's `ingest.bulk_requests` slots, held while a bulk request is served and
+/// counted in `easel_bulk_requests_in_flight`.
+struct BulkSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl BulkSlot {
+    /// A free slot, or 503 `ingest.busy` with Retry-After.
+    fn take(state: &AppState) -> Result<Self, ApiError> {
+        let permit = state.bulk_slots.clone().try_acquire_owned().map_err(|_| {
+            let mut busy = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ingest.busy", "too many bulk requests at once; retry shortly");
+            busy.retry_after = Some(5);
+            busy
+        })?;
+        metrics::gauge!(BULK_REQUESTS_IN_FLIGHT).increment(1.0);
+        Ok(Self(permit))
+    }
+}
+
+impl Drop for BulkSlot {
+    fn drop(&mut self) {
+        metrics::gauge!(BULK_REQUESTS_IN_FLIGHT).decrement(1.0);
+    }
 }
 
 fn too_large(what: &str) -> ApiError {
