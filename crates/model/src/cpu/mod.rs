@@ -21,6 +21,8 @@
 //! difference or rule them out).
 
 pub mod activation;
+#[cfg(target_arch = "x86_64")]
+mod amx;
 pub mod linear;
 pub mod packed;
 pub mod skinny;

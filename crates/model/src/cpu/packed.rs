@@ -537,6 +537,7 @@ mod dot_bf16 {
     use rayon::prelude::*;
 
     use super::BLOCK;
+    use super::super::amx;
 
     /// Rows per register tile: 6 × 4 accumulators, 4 weight vectors and a broadcast fit the
     /// 32 vector registers.
@@ -552,12 +553,12 @@ mod dot_bf16 {
     /// `[blocks][m][BLOCK]` sums for `x [m, k]` against pair-word blocks `[⌈k/2⌉, BLOCK]`.
     pub fn many_rows(x: &[f32], m: usize, k: usize, data: &[u32]) -> Vec<f32> {
         let pairs = k.div_ceil(2);
-        let xp = activations(x, m, k);
+        let product = Product::new(x, m, k);
         let mut parts = vec![0f32; data.len() / pairs * m];
         parts
             .par_chunks_mut(m * BLOCK)
             .zip(data.par_chunks(pairs * BLOCK))
-            .for_each(|(out, block)| block_product(&xp, pairs, block, out));
+            .for_each_init(Vec::new, |scratch, (out, block)| product.block(block, out, scratch));
         parts
     }
 
@@ -565,27 +566,52 @@ mod dot_bf16 {
     /// pair words first (every integer in ±127 is exact in bf16).
     pub fn many_rows_i8(x: &[f32], m: usize, k: usize, q: &[i8]) -> Vec<f32> {
         let pairs = k.div_ceil(2);
-        let xp = activations(x, m, k);
+        let product = Product::new(x, m, k);
         let mut parts = vec![0f32; q.len() / k * m];
-        parts.par_chunks_mut(m * BLOCK).zip(q.par_chunks(k * BLOCK)).for_each_init(Vec::new, |words, (out, block)| {
+        parts.par_chunks_mut(m * BLOCK).zip(q.par_chunks(k * BLOCK)).for_each_init(Default::default, |(words, scratch): &mut (Vec<u32>, Vec<f32>), (out, block)| {
             words.clear();
             words.resize(pairs * BLOCK, 0u32);
             for (p, pair) in words.chunks_exact_mut(BLOCK).enumerate() {
                 let row = |c: usize| block[c * BLOCK..(c + 1) * BLOCK].iter().map(|&v| f32::from(v));
                 super::interleave(pair, row(2 * p), (2 * p + 1 < k).then(|| row(2 * p + 1)));
             }
-            block_product(&xp, pairs, words, out);
+            product.block(words, out, scratch);
         });
         parts
     }
 
-    /// The activations as pair words `[m, ⌈k/2⌉]`, rounded to nearest even.
-    fn activations(x: &[f32], m: usize, k: usize) -> Vec<u32> {
-        let pairs = k.div_ceil(2);
-        let mut xp = vec![0u32; m * pairs];
-        let isa = super::Isa::detect();
-        xp.par_chunks_mut(pairs).zip(x.par_chunks(k)).for_each(|(out, row)| super::to_pairs(isa, row, out));
-        xp
+    /// The activations of one product, rounded to bf16, and the unit that multiplies them.
+    struct Product {
+        /// `[rows, ⌈k/2⌉]` pair words, rounded to nearest even; on AMX `rows` is padded to a
+        /// whole pass with zero rows.
+        xp: Vec<u32>,
+        m: usize,
+        pairs: usize,
+        /// Padded rows when the AMX tiles run the product.
+        amx_rows: Option<usize>,
+    }
+
+    impl Product {
+        fn new(x: &[f32], m: usize, k: usize) -> Self {
+            let pairs = k.div_ceil(2);
+            let amx_rows = (amx::available() && amx::fits(k)).then(|| amx::padded_rows(m));
+            let mut xp = vec![0u32; amx_rows.unwrap_or(m) * pairs];
+            let isa = super::Isa::detect();
+            xp.par_chunks_mut(pairs).zip(x.par_chunks(k)).for_each(|(out, row)| super::to_pairs(isa, row, out));
+            Self { xp, m, pairs, amx_rows }
+        }
+
+        /// One block's `[m, BLOCK]` sums into `out` (`scratch`: the padded rows on AMX).
+        fn block(&self, block: &[u32], out: &mut [f32], scratch: &mut Vec<f32>) {
+            match self.amx_rows {
+                Some(rows) => {
+                    scratch.resize(rows * BLOCK, 0.0);
+                    amx::block_product(&self.xp, rows, self.pairs, block, scratch);
+                    out.copy_from_slice(&scratch[..self.m * BLOCK]);
+                }
+                None => block_product(&self.xp, self.pairs, block, out),
+            }
+        }
     }
 
     /// One block's `[m, BLOCK]` sums, `TILE` rows at a time.
