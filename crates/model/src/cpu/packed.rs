@@ -5,11 +5,12 @@
 //! Decoding reads every weight once per token, so its speed is the memory's: fewer bytes per
 //! weight are fewer seconds per token; the few-row kernels widen each weight to f32 in
 //! registers and keep the activations in f32. The many-row products (vision tower, prefill)
-//! are bound by arithmetic instead. On a CPU with AVX512-BF16 they run on `vdpbf16ps` (two
-//! products per f32 lane per instruction, f32 sums) with the activations rounded to bf16, as
-//! PyTorch's bf16 does; int8 blocks are rewritten as bf16 for it first (every integer in ±127 is
-//! exact in bf16; the scale applies after the sum). Elsewhere a block of the weight is widened
-//! to f32 in cache and handed to the same `gemm` as the f32 path.
+//! are bound by arithmetic instead. On a CPU with Intel AMX they run on its tiles
+//! (`tdpbf16ps`, [`super::amx`]), else with AVX512-BF16 on `vdpbf16ps` (two products per f32
+//! lane per instruction), both with f32 sums and the activations rounded to bf16, as PyTorch's
+//! bf16 does; int8 blocks are rewritten as bf16 for them first (every integer in ±127 is exact
+//! in bf16; the scale applies after the sum). Elsewhere a block of the weight is widened to f32
+//! in cache and handed to the same `gemm` as the f32 path.
 //!
 //! A packed weight is stored in blocks of [`BLOCK`] outputs, each block contiguous (the last
 //! padded with zeros): int8 as `[in, BLOCK]`, bf16 as `[in/2, BLOCK]` 32-bit words holding
@@ -528,7 +529,8 @@ multiversion! {
 }
 
 /// The many-row products on AVX512-BF16 (bf16 weights, and int8 weights rewritten as bf16):
-/// `vdpbf16ps` on the activations rounded to bf16.
+/// the activations rounded to bf16, then AMX tiles where the CPU has them and the inputs fit,
+/// `vdpbf16ps` otherwise.
 #[cfg(target_arch = "x86_64")]
 mod dot_bf16 {
     use std::arch::x86_64::*;
@@ -683,14 +685,15 @@ mod tests {
         let dev = Device::Cpu;
         // Rows on both sides of SKINNY_ROWS; outputs with and without a partial block; inner
         // sizes with and without a partial step.
-        for &(m, k, n) in &[(1, 64, 300), (3, 37, 17), (8, 130, 513), (9, 96, 40), (40, 200, 260), (70, 33, 1100)] {
+        // (On AMX CPUs inputs that are a multiple of 32 run on its tiles.)
+        for &(m, k, n) in &[(1, 64, 300), (3, 37, 17), (8, 130, 513), (9, 96, 40), (40, 200, 260), (70, 33, 1100), (45, 128, 130)] {
             let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
             let w = Tensor::randn(0f32, 1.0, (n, k), &dev)?;
             let b = Tensor::randn(0f32, 1.0, n, &dev)?;
             for format in [WeightFormat::Bf16, WeightFormat::Int8] {
                 for bias in [None, Some(&b)] {
                     let packed = PackedLinear::pack(&w, bias, format)?;
-                    // `vdpbf16ps` multiplies the activations rounded to bf16.
+                    // `vdpbf16ps` and AMX multiply the activations rounded to bf16.
                     let dot = m > SKINNY_ROWS && bf16_dot();
                     let x = if dot { x.to_dtype(DType::BF16)?.to_dtype(DType::F32)? } else { x.clone() };
                     let want = reference(&x, &packed, bias)?;
@@ -766,18 +769,24 @@ mod tests {
         false
     }
 
-    #[test]
-    fn every_vector_unit_gives_the_same_sums() {
-        // Small integers: every order of summation gives the same bits.
-        let (m, k) = (3, 23);
-        let x: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
+    /// Small integers (exact in bf16, and every order of summation gives the same bits): `rows`
+    /// of activations, an int8 block `[k, BLOCK]` and the same values as bf16 pair words
+    /// `[⌈k/2⌉, BLOCK]` (an odd k's last word: its high half zero).
+    fn small_integers(rows: usize, k: usize) -> (Vec<f32>, Vec<i8>, Vec<u32>) {
+        let x: Vec<f32> = (0..rows * k).map(|i| (i % 7) as f32 - 3.0).collect();
         let q: Vec<i8> = (0..k * BLOCK).map(|i| (i % 11) as i8 - 5).collect();
-        // The same values as bf16 pair words `[⌈k/2⌉, BLOCK]` (the last word's high half zero).
         let mut bf = vec![0u32; k.div_ceil(2) * BLOCK];
         for (p, pair) in bf.chunks_exact_mut(BLOCK).enumerate() {
             let row = |c: usize| q[c * BLOCK..(c + 1) * BLOCK].iter().map(|&v| f32::from(v));
             interleave(pair, row(2 * p), (2 * p + 1 < k).then(|| row(2 * p + 1)));
         }
+        (x, q, bf)
+    }
+
+    #[test]
+    fn every_vector_unit_gives_the_same_sums() {
+        let (m, k) = (3, 23);
+        let (x, q, bf) = small_integers(m, k);
         let mut want = vec![0f32; m * BLOCK];
         rows_i8(Isa::Portable, &x, m, k, &q, &mut want);
         let check = (0..k).map(|c| x[k + c] * q[c * BLOCK + 5] as f32).sum::<f32>();
@@ -800,13 +809,33 @@ mod tests {
         if bf16_dot() {
             #[cfg(target_arch = "x86_64")]
             for rows in [1, 6, 7, 13] {
-                let x: Vec<f32> = (0..rows * k).map(|i| (i % 7) as f32 - 3.0).collect();
+                let (x, _, _) = small_integers(rows, k);
                 let got = dot_bf16::many_rows(&x, rows, k, &bf);
                 let mut want = vec![0f32; rows * BLOCK];
                 rows_i8(Isa::Portable, &x, rows, k, &q, &mut want);
                 assert_eq!(got, want, "{rows} rows");
                 assert_eq!(dot_bf16::many_rows_i8(&x, rows, k, &q), want, "{rows} rows of int8");
             }
+        }
+    }
+
+    /// Intel AMX (`tdpbf16ps`, inputs a multiple of 32) on small integers: the same sums as the
+    /// portable kernel, for row counts on both sides of its 32-row passes.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn amx_tiles_give_the_same_sums() {
+        if !super::super::amx::available() {
+            eprintln!("no AMX here (CPU or kernel): the vdpbf16ps and widening paths are tested instead");
+            return;
+        }
+        let k = 96;
+        assert!(super::super::amx::fits(k) && !super::super::amx::fits(k + 2));
+        for rows in [9, 31, 32, 33, 70] {
+            let (x, q, bf) = small_integers(rows, k);
+            let mut want = vec![0f32; rows * BLOCK];
+            rows_i8(Isa::Portable, &x, rows, k, &q, &mut want);
+            assert_eq!(dot_bf16::many_rows(&x, rows, k, &bf), want, "{rows} rows");
+            assert_eq!(dot_bf16::many_rows_i8(&x, rows, k, &q), want, "{rows} rows of int8");
         }
     }
 
