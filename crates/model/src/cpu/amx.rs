@@ -51,7 +51,7 @@ fn request_tile_data() -> bool {
 
 /// Whether a product over `k` inputs fits the tiles (whole 64-byte rows).
 pub fn fits(k: usize) -> bool {
-    k % (2 * PAIRS) == 0
+    k.is_multiple_of(2 * PAIRS)
 }
 
 /// The activations' rows padded up to a whole pass (the padding rows are zero).
@@ -78,7 +78,7 @@ impl TileConfig {
 /// `out [m_pad, BLOCK]` = the sums of one block: `xp` is `[m_pad, pairs]` pair words (`m_pad`
 /// from [`padded_rows`]), `block` is `[pairs, BLOCK]` pair words; `pairs` a multiple of 16.
 pub fn block_product(xp: &[u32], m_pad: usize, pairs: usize, block: &[u32], out: &mut [f32]) {
-    assert!(m_pad % ROWS == 0 && pairs % PAIRS == 0, "AMX tiles need whole passes ({m_pad} rows, {pairs} pairs)");
+    assert!(m_pad.is_multiple_of(ROWS) && pairs.is_multiple_of(PAIRS), "AMX tiles need whole passes ({m_pad} rows, {pairs} pairs)");
     assert!(xp.len() >= m_pad * pairs && block.len() >= pairs * BLOCK && out.len() >= m_pad * BLOCK);
     assert!(available(), "AMX is not available");
     let config = TileConfig::all_full();
