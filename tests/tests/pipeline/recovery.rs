@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::idempotency::wait_for_outbox;
 
 /// Polls `check` every 100 ms until it holds; panics with `what` after `timeout`.
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -10,6 +10,8 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::recovery::eventually;
+
 async fn refused(response: reqwest::Response, status: u16, code: &str, what: &str) {
     let got = response.status().as_u16();
     let body: Value = response.json().await.unwrap_or_else(|e| panic!("{what}: the error is not JSON: {e}"));
@@ -125,11 +127,8 @@ async fn bulk_requests_beyond_the_pods_share_are_turned_away() {
 
     // A client that goes away frees its slot.
     drop(slow);
-    let started = std::time::Instant::now();
-    while bulk_requests_in_flight(&app).await != 0.0 {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the slot of a closed connection is still held");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let freed = || async { bulk_requests_in_flight(&app).await == 0.0 };
+    eventually("the slot of a closed connection freed", std::time::Duration::from_secs(30), freed).await;
 }
 
 async fn bulk_requests_in_flight(app: &TestApp) -> f64 {

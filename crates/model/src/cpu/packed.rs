@@ -95,7 +95,6 @@ fn high(pair: u32) -> f32 {
     f32::from_bits(pair & 0xffff_0000)
 }
 
-
 #[derive(Debug)]
 enum Blocks {
     /// `[in/2 rounded up, BLOCK]` pair words per block.
