@@ -35,7 +35,7 @@ fn main() -> Result<()> {
     for (m, k, n) in shapes {
         let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
         let w = (Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu)? * 0.02)?;
-        let iters = if m > 8 { 4 } else { 10 };
+        let iters = 10;
         let dense = inference_layout(w.clone())?;
         let f32_s = time(iters, &|| linear(&x, &dense, None))?;
         let mut line = format!("{m}×{k}·{n}: f32 {:.2} ms", f32_s * 1e3);

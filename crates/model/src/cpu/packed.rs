@@ -241,23 +241,16 @@ impl PackedLinear {
         }
         let isa = Isa::detect();
         let (n, k) = (self.out_dim, self.in_dim);
-        // Each task's outputs, block-major: `[blocks][m][BLOCK]` (few rows) or
-        // `[groups][m][group · BLOCK]` (many rows, already scaled).
-        let (parts, width, scaled) = match &self.blocks {
-            Blocks::Bf16(data) if m <= SKINNY_ROWS => (few_rows(isa, rows_bf16, x, m, k, data, k.div_ceil(2)), BLOCK, false),
-            Blocks::Int8 { q, .. } if m <= SKINNY_ROWS => (few_rows(isa, rows_i8, x, m, k, q, k), BLOCK, false),
+        // Each task's outputs, block-major: `[blocks][m][BLOCK]` (scaled already or not).
+        let (parts, scaled) = match &self.blocks {
+            Blocks::Bf16(data) if m <= SKINNY_ROWS => (few_rows(isa, rows_bf16, x, m, k, data, k.div_ceil(2)), false),
+            Blocks::Int8 { q, .. } if m <= SKINNY_ROWS => (few_rows(isa, rows_i8, x, m, k, q, k), false),
             #[cfg(target_arch = "x86_64")]
-            Blocks::Bf16(data) if dot => (dot_bf16::many_rows(x, m, k, data), BLOCK, true),
-            Blocks::Bf16(data) => {
-                let group = group_blocks(n);
-                (many_rows(isa, widen_bf16, x, m, k, data, k.div_ceil(2), None, group), group * BLOCK, true)
-            }
+            Blocks::Bf16(data) if dot => (dot_bf16::many_rows(x, m, k, data), true),
+            Blocks::Bf16(data) => (many_rows(isa, widen_bf16, x, m, k, data, k.div_ceil(2), None), true),
             #[cfg(target_arch = "x86_64")]
-            Blocks::Int8 { q, .. } if dot => (dot_bf16::many_rows_i8(x, m, k, q), BLOCK, false),
-            Blocks::Int8 { q, scale } => {
-                let group = group_blocks(n);
-                (many_rows(isa, widen_i8, x, m, k, q, k, Some(scale), group), group * BLOCK, true)
-            }
+            Blocks::Int8 { q, .. } if dot => (dot_bf16::many_rows_i8(x, m, k, q), false),
+            Blocks::Int8 { q, scale } => (many_rows(isa, widen_i8, x, m, k, q, k, Some(scale)), true),
         };
         let scale = match &self.blocks {
             Blocks::Int8 { scale, .. } if !scaled => Some(scale.as_slice()),
@@ -266,9 +259,9 @@ impl PackedLinear {
         let bias = self.bias.as_deref();
         let mut y = vec![0f32; m * n];
         y.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-            for (g, out) in row.chunks_mut(width).enumerate() {
-                let j0 = g * width;
-                let part = &parts[g * m * width + i * width..][..out.len()];
+            for (b, out) in row.chunks_mut(BLOCK).enumerate() {
+                let j0 = b * BLOCK;
+                let part = &parts[b * m * BLOCK + i * BLOCK..][..out.len()];
                 let (scale, bias) = (scale.map(|s| &s[j0..]), bias.map(|b| &b[j0..]));
                 finish(isa, part, scale, bias, out);
             }
@@ -423,19 +416,14 @@ multiversion! {
     }
 }
 
-/// Blocks per task of the many-row path: wide enough for gemm's panels, narrow enough that
-/// every thread gets work.
-fn group_blocks(n: usize) -> usize {
-    let blocks = n.div_ceil(BLOCK);
-    let threads = rayon::current_num_threads();
-    (blocks / (2 * threads)).clamp(1, 4)
-}
-
 type WidenFn<W> = fn(Isa, &[W], Option<&[f32]>, &mut [f32]);
 
-/// Many rows: each task widens `group` blocks (`depth` rows of `BLOCK` elements each) into
-/// f32 `[k, BLOCK]` buffers (scaled) and runs gemm on them on its own thread, writing
-/// `[m, group · BLOCK]`.
+/// Many rows without AVX512-BF16: each task widens one block (`depth` rows of `BLOCK`
+/// elements) into an f32 `[k, BLOCK]` buffer (scaled) and runs gemm on it on its own thread,
+/// writing `[m, BLOCK]`. One block per task, not several: the widened block (0.4–2.3 MB on
+/// Qwen2-VL-2B's shapes) stays in cache while gemm reads it; with four blocks per task the
+/// bf16 and int8 products ran at 0.72–0.93× the f32 one on an AVX2-only EPYC, with one at
+/// 0.94–1.14× (docs/PERFORMANCE.md).
 #[allow(clippy::too_many_arguments)]
 fn many_rows<W: Sync>(
     isa: Isa,
@@ -446,49 +434,38 @@ fn many_rows<W: Sync>(
     data: &[W],
     depth: usize,
     scale: Option<&[f32]>,
-    group: usize,
 ) -> Vec<f32> {
-    let width = group * BLOCK;
     let blocks = data.len() / (depth * BLOCK);
-    let groups = blocks.div_ceil(group);
-    let mut parts = vec![0f32; groups * m * width];
-    parts.par_chunks_mut(m * width).enumerate().for_each_init(Vec::new, |buf: &mut Vec<f32>, (g, out)| {
-        let first = g * group;
-        let count = group.min(blocks - first);
-        let w = count * BLOCK;
-        buf.resize(k * w, 0.0);
-        for b in 0..count {
-            let block = &data[(first + b) * depth * BLOCK..(first + b + 1) * depth * BLOCK];
-            let s = scale.map(|s| &s[((first + b) * BLOCK).min(s.len())..((first + b + 1) * BLOCK).min(s.len())]);
-            widen(isa, block, s, &mut buf[b * k * BLOCK..(b + 1) * k * BLOCK]);
-        }
-        // SAFETY: `out` is m·width (row i at i·width, `w ≤ width` columns used); `buf` holds
-        // `count` blocks, each `[k, BLOCK]` row-major, so output column `b·BLOCK + j` reads
-        // `buf[b·k·BLOCK + c·BLOCK + j]`: one gemm per block keeps that a plain stride.
-        for b in 0..count {
-            unsafe {
-                gemm::gemm(
-                    BLOCK,
-                    m,
-                    k,
-                    out.as_mut_ptr().add(b * BLOCK),
-                    width as isize, // dst (yᵀ block [BLOCK, m]) column stride: a row of out
-                    1,
-                    false,
-                    buf.as_ptr().add(b * k * BLOCK),
-                    BLOCK as isize, // lhs (W block [BLOCK, k]) column stride: row c of the block
-                    1,
-                    x.as_ptr(),
-                    k as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+    let mut parts = vec![0f32; blocks * m * BLOCK];
+    parts.par_chunks_mut(m * BLOCK).enumerate().for_each_init(Vec::new, |buf: &mut Vec<f32>, (b, out)| {
+        buf.resize(k * BLOCK, 0.0);
+        let block = &data[b * depth * BLOCK..(b + 1) * depth * BLOCK];
+        let s = scale.map(|s| &s[(b * BLOCK).min(s.len())..((b + 1) * BLOCK).min(s.len())]);
+        widen(isa, block, s, buf);
+        // SAFETY: `out` is m·BLOCK (row i at i·BLOCK); `buf` is the block `[k, BLOCK]`
+        // row-major, so output column j reads `buf[c·BLOCK + j]`.
+        unsafe {
+            gemm::gemm(
+                BLOCK,
+                m,
+                k,
+                out.as_mut_ptr(),
+                BLOCK as isize, // dst (yᵀ block [BLOCK, m]) column stride: a row of out
+                1,
+                false,
+                buf.as_ptr(),
+                BLOCK as isize, // lhs (W block [BLOCK, k]) column stride: row c of the block
+                1,
+                x.as_ptr(),
+                k as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
         }
     });
     parts
