@@ -422,8 +422,8 @@ type WidenFn<W> = fn(Isa, &[W], Option<&[f32]>, &mut [f32]);
 /// elements) into an f32 `[k, BLOCK]` buffer (scaled) and runs gemm on it on its own thread,
 /// writing `[m, BLOCK]`. One block per task, not several: the widened block (0.4–2.3 MB on
 /// Qwen2-VL-2B's shapes) stays in cache while gemm reads it; with four blocks per task the
-/// bf16 and int8 products ran at 0.72–0.93× the f32 one on an AVX2-only EPYC, with one at
-/// 0.94–1.14× (docs/PERFORMANCE.md).
+/// bf16 and int8 products ran at 0.80–1.02× the f32 one on an AVX2-only EPYC, with one at
+/// 0.90–1.17× (docs/PERFORMANCE.md, "On an AVX2-only AMD EPYC").
 #[allow(clippy::too_many_arguments)]
 fn many_rows<W: Sync>(
     isa: Isa,
