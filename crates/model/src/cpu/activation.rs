@@ -15,8 +15,11 @@ use super::{Isa, f32_slice, multiversion};
 /// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
 const CHUNK: usize = 1 << 14;
 
-/// `eˣ` in f32 for `x` in `[-87.3, 88.3]` (clamped there: below it underflows to ≈ 1e-38,
-/// above it overflows).
+/// `eˣ` in f32 for `x` in `[-87.3, 88.3]`; above it the value stays at `e^88.3` (it would
+/// overflow), below it is `0` — the true value is then under f32's smallest normal number, and
+/// a subnormal result costs far more than its size: Intel cores take a microcode assist for
+/// every FMA that reads one (a causal mask's `−∞` scores made half of each prefill's attention
+/// probabilities subnormal, and `probs · V` ran at 3 GFLOP/s; docs/PERFORMANCE.md).
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -24,17 +27,20 @@ fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5 · 2²³: adding it rounds to an integer, which then sits in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.3, 88.3);
-    let shifted = x * LOG2E + ROUND;
+    let c = x.clamp(LOWEST, 88.3);
+    let shifted = c * LOG2E + ROUND;
     let n = shifted - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = c - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     // 2ⁿ: n is in the low bits of `shifted`'s pattern (0x4B40_0000 + n).
     let n_int = shifted.to_bits().wrapping_sub(0x4B40_0000);
     let scale = f32::from_bits(n_int.wrapping_add(127) << 23);
-    p * scale
+    if x < LOWEST { 0.0 } else { p * scale }
 }
+
+/// Where [`exp`] flushes to zero: `e^−87.3` is just above f32's smallest normal number.
+const LOWEST: f32 = -87.3;
 
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
@@ -87,7 +93,9 @@ multiversion! {
         }
         let inv = 1.0 / (sum + sums.iter().sum::<f32>());
         for d in y.iter_mut() {
-            *d *= inv;
+            // A probability below the smallest normal number is 0 (see `exp`).
+            let p = *d * inv;
+            *d = if p < f32::MIN_POSITIVE { 0.0 } else { p };
         }
     }
 }
@@ -184,8 +192,11 @@ mod tests {
             worst = worst.max((got - want).abs() / want);
         }
         assert!(worst < 2.5e-7, "relative error {worst:e}");
-        assert_eq!(exp(-1e4), exp(-87.3));
-        assert!(exp(-1e4) < 1e-37 && exp(-1e4) > 0.0);
+        // Below the range: 0, never a subnormal; −∞ (a masked score) too.
+        assert!(exp(-87.29) >= f32::MIN_POSITIVE);
+        for x in [-87.31, -100.0, -1e4, f32::MIN, f32::NEG_INFINITY] {
+            assert_eq!(exp(x), 0.0, "{x}");
+        }
         assert!(exp(1e4).is_finite());
     }
 
@@ -220,6 +231,23 @@ mod tests {
                     assert!((y as f64 - want).abs() <= 1e-6 * want + 1e-12, "{isa:?} dim {dim}: {y} vs {want}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn softmax_gives_masked_and_vanishing_entries_as_zero_never_subnormal() {
+        // 200 equal scores (sum ≈ 200), one 84 below them (e^−84 / 200 ≈ 2e-39, subnormal if
+        // kept), a causal mask's −∞ and HF's f32::MIN mask value.
+        let mut row = vec![0f32; 200];
+        row[3] = -84.0;
+        row[7] = f32::NEG_INFINITY;
+        row[11] = f32::MIN;
+        for isa in Isa::available() {
+            let mut y = vec![1f32; row.len()];
+            softmax_row(isa, &row, &mut y);
+            assert_eq!([y[3], y[7], y[11]], [0.0; 3], "{isa:?}");
+            assert!(y.iter().all(|p| p.is_normal() || *p == 0.0), "{isa:?}: a subnormal probability");
+            assert!((y[0] - 1.0 / 197.0).abs() < 1e-7, "{isa:?}: {}", y[0]);
         }
     }
 
