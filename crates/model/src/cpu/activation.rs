@@ -64,8 +64,8 @@ multiversion! {
 }
 
 multiversion! {
-    /// One row: `y = exp(x − max) / Σ`.
-    fn softmax_row(x: &[f32], y: &mut [f32]) {
+    /// One row in place: `x ← exp(x − max) / Σ`.
+    pub(super) fn softmax_row(x: &mut [f32]) {
         const LANES: usize = 16;
         let mut max = [f32::NEG_INFINITY; LANES];
         let chunks = x.chunks_exact(LANES);
@@ -79,23 +79,23 @@ multiversion! {
             row_max = row_max.max(m);
         }
         let mut sums = [0f32; LANES];
-        let (mut xc, mut yc) = (x.chunks_exact(LANES), y.chunks_exact_mut(LANES));
-        for (c, d) in (&mut xc).zip(&mut yc) {
+        let mut chunks = x.chunks_exact_mut(LANES);
+        for c in &mut chunks {
             for l in 0..LANES {
-                d[l] = exp(c[l] - row_max);
-                sums[l] += d[l];
+                c[l] = exp(c[l] - row_max);
+                sums[l] += c[l];
             }
         }
         let mut sum: f32 = 0.0;
-        for (d, &c) in yc.into_remainder().iter_mut().zip(xc.remainder()) {
-            *d = exp(c - row_max);
-            sum += *d;
+        for v in chunks.into_remainder() {
+            *v = exp(*v - row_max);
+            sum += *v;
         }
         let inv = 1.0 / (sum + sums.iter().sum::<f32>());
-        for d in y.iter_mut() {
+        for v in x.iter_mut() {
             // A probability below the smallest normal number is 0 (see `exp`).
-            let p = *d * inv;
-            *d = if p < f32::MIN_POSITIVE { 0.0 } else { p };
+            let p = *v * inv;
+            *v = if p < f32::MIN_POSITIVE { 0.0 } else { p };
         }
     }
 }
@@ -163,14 +163,10 @@ impl CustomOp1 for Softmax {
         let x = f32_slice(storage, layout, self.name())?;
         let dim = layout.shape().dims().last().copied().unwrap_or(1).max(1);
         let isa = Isa::detect();
-        let mut y = vec![0f32; x.len()];
+        let mut y = x.to_vec();
         // Whole rows per task, about CHUNK elements each.
         let rows = (CHUNK / dim).max(1);
-        y.par_chunks_mut(rows * dim).zip(x.par_chunks(rows * dim)).for_each(|(y, x)| {
-            for (y, x) in y.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
-                softmax_row(isa, x, y);
-            }
-        });
+        y.par_chunks_mut(rows * dim).for_each(|y| y.chunks_exact_mut(dim).for_each(|row| softmax_row(isa, row)));
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 }
@@ -220,8 +216,8 @@ mod tests {
             for dim in [1, 7, 16, 33, 256] {
                 let mut row = values(dim, 20.0);
                 row[dim / 2] = -1e9;
-                let mut y = vec![0f32; dim];
-                softmax_row(isa, &row, &mut y);
+                let mut y = row.clone();
+                softmax_row(isa, &mut y);
                 let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
                 let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
                 for (&y, &v) in y.iter().zip(&row) {
@@ -243,8 +239,8 @@ mod tests {
         row[7] = f32::NEG_INFINITY;
         row[11] = f32::MIN;
         for isa in Isa::available() {
-            let mut y = vec![1f32; row.len()];
-            softmax_row(isa, &row, &mut y);
+            let mut y = row.clone();
+            softmax_row(isa, &mut y);
             assert_eq!([y[3], y[7], y[11]], [0.0; 3], "{isa:?}");
             assert!(y.iter().all(|p| p.is_normal() || *p == 0.0), "{isa:?}: a subnormal probability");
             assert!((y[0] - 1.0 / 197.0).abs() < 1e-7, "{isa:?}: {}", y[0]);

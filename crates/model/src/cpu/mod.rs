@@ -12,7 +12,10 @@
 //! - [`packed`]: dense layers with bf16 or 8-bit weights (opt-in), for decoding at a half or a
 //!   quarter of the memory traffic;
 //! - [`activation`]: QuickGELU, SiLU × up and the softmax, with a vectorised `exp`, on every
-//!   thread.
+//!   thread;
+//! - [`attention`]: the vision tower's attention from the fused `qkv` output to the heads'
+//!   outputs in two parallel passes (split + rotary + scale, then softmax(Q Kᵀ) V per head and
+//!   block of queries).
 //!
 //! Each is written once and compiled for AVX-512, AVX2 + FMA and plain x86-64 (or whatever the
 //! target is); the widest the CPU has is chosen at run time, so one binary runs on any x86-64.
@@ -23,6 +26,7 @@
 pub mod activation;
 #[cfg(target_arch = "x86_64")]
 mod amx;
+pub mod attention;
 pub mod linear;
 pub mod packed;
 pub mod skinny;
@@ -32,6 +36,7 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 
 pub use activation::{quick_gelu, silu_mul, softmax_last_dim};
+pub use attention::vision_attention;
 pub use linear::{inference_layout, linear, linear_applies};
 pub use packed::{PackedLinear, WeightFormat};
 pub use skinny::{SKINNY_ROWS, skinny_applies, skinny_matmul};

@@ -217,14 +217,20 @@ impl VisionAttention {
     pub fn forward(&self, xs: &Tensor, inputs: &VisionInputs) -> Result<Tensor> {
         let (n, dim) = xs.dims2()?;
         let dtype = xs.dtype();
-        let qkv = self.qkv.forward(xs)?.reshape((n, 3, self.num_heads, self.head_dim))?;
+        let qkv = self.qkv.forward(xs)?;
+        // The softmax scale is folded into q (a pass over [patches, dim]) rather than applied
+        // to the scores (a pass over [heads, patches, patches]).
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        if self.kernels == Kernels::Fused && crate::cpu::applies(&qkv) {
+            let (h, d) = (self.num_heads, self.head_dim);
+            let out = crate::cpu::vision_attention(&qkv, &inputs.cos, &inputs.sin, h, d, scale, &inputs.segments)?;
+            return self.proj.forward(&out);
+        }
+        let qkv = qkv.reshape((n, 3, self.num_heads, self.head_dim))?;
         // [heads, patches, head_dim] per projection; the rotary runs in f32 as in HF.
         let split = |i: usize| -> Result<Tensor> {
             qkv.narrow(1, i, 1)?.squeeze(1)?.transpose(0, 1)?.unsqueeze(0)?.contiguous()
         };
-        // The softmax scale is folded into q (a pass over [patches, dim]) rather than applied
-        // to the scores (a pass over [heads, patches, patches]).
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
         let rotate = |t: Tensor, scale: f64| -> Result<Tensor> {
             rope(&t.to_dtype(DType::F32)?, &inputs.cos, &inputs.sin, self.kernels)?
                 .affine(scale, 0.0)?
