@@ -68,6 +68,13 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+impl Out {
+    /// The element at `offset` (a method, so closures capture the whole `Out`, not its pointer).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
 impl VisionAttention {
     fn check(&self, n: usize, width: usize, cos: &Layout, sin: &Layout) -> Result<()> {
         let (h, d) = (self.heads, self.head_dim);
@@ -151,7 +158,6 @@ impl CustomOp3 for VisionAttention {
             let k = &head_major(1, t.head)[t.base * d..][..t.len * d];
             let v = &head_major(2, t.head)[t.base * d..][..t.len * d];
             let mut scores = vec![0f32; t.rows * t.len];
-            let out = out;
             // SAFETY (both calls): the pointers and strides address exactly `q [rows, d]`,
             // `k [len, d]` read as `Kᵀ [d, len]`, `scores [rows, len]`, `v [len, d]`, and the
             // output's rows `base + q0 ..` × columns `head · d ..` of `[n, h · d]`, which no
@@ -170,7 +176,7 @@ impl CustomOp3 for VisionAttention {
                 #[rustfmt::skip]
                 gemm::gemm(
                     rows, d, len,
-                    out.0.add((t.base + t.q0) * h * d + t.head * d), 1, (h * d) as isize, false,
+                    out.at((t.base + t.q0) * h * d + t.head * d), 1, (h * d) as isize, false,
                     scores.as_ptr(), 1, len as isize,
                     v.as_ptr(), 1, d as isize,
                     0.0, 1.0, false, false, false, gemm::Parallelism::None,
