@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -269,6 +269,23 @@ pub fn instrument(router: Router) -> Router {
             tracing::info_span!("http", method = %request.method(), uri = %request.uri(), request_id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(close_after_refusal))
+}
+
+/// A request refused before its body was read (a bad key, an unknown competition, an upload's
+/// bad first field) leaves bytes on the connection that the server will not read, so hyper
+/// closes it after the response — and a client that put it back in its pool fails its next
+/// request on it (`IncompleteMessage`). Every refusal of a request with a body says
+/// `Connection: close`, so the client opens a fresh connection instead.
+async fn close_after_refusal(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers.get(header::CONTENT_LENGTH).is_some_and(|length| length.as_bytes() != b"0");
+    let mut response = next.run(request).await;
+    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn track_http(request: Request, next: Next) -> Response {

@@ -79,7 +79,12 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     for (what, form, status, code) in cases {
         refused(app.submit("strict", form).await, status, code, what).await;
     }
-    refused(app.submit("no-such-competition", SubmitForm::painting(jpeg)).await, 404, "competition.not_found", "an unknown competition").await;
+    // Refused before its body is read: the connection is closed, and the response says so, so
+    // the client does not reuse it (the next request would fail on it).
+    let response = app.submit("no-such-competition", SubmitForm::painting(jpeg)).await;
+    let connection = response.headers().get("connection").map(|v| v.as_bytes().to_vec());
+    assert_eq!(connection.as_deref(), Some(&b"close"[..]), "a refused upload's connection");
+    refused(response, 404, "competition.not_found", "an unknown competition").await;
 
     // A form with an unexpected field, and a body that is not multipart at all.
     let form = reqwest::multipart::Form::new().text("imagee", "typo");
