@@ -86,15 +86,16 @@ impl VisionAttention {
                 candle_core::bail!("{}: rotary table {:?}, not [{n}, {}]", self.name(), table.shape(), d / 2);
             }
         }
+        let untiled = || candle_core::bail!("{}: segments {:?} do not tile {n} patches", self.name(), self.segments);
         let mut next = 0;
         for &(start, count, len) in &self.segments {
             if start != next || len == 0 {
-                break;
+                return untiled();
             }
             next = start + count * len;
         }
-        if next != n || self.segments.iter().any(|&(_, _, len)| len == 0) {
-            candle_core::bail!("{}: segments {:?} do not tile {n} patches", self.name(), self.segments);
+        if next != n {
+            return untiled();
         }
         Ok(())
     }
