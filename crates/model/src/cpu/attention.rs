@@ -19,7 +19,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::activation::softmax_row;
-use super::{Isa, f32_slice, multiversion};
+use super::{Isa, Out, f32_slice, multiversion};
 
 /// Queries per task.
 const QUERY_BLOCK: usize = 256;
@@ -58,21 +58,6 @@ struct Task {
     head: usize,
     q0: usize,
     rows: usize,
-}
-
-/// The output buffer, shared by tasks that each write their own rows × columns of it.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: every task writes a disjoint set of elements (its own queries, its head's columns),
-// and the buffer outlives the parallel loop.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The element at `offset` (a method, so closures capture the whole `Out`, not its pointer).
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
 }
 
 impl VisionAttention {
@@ -152,7 +137,7 @@ impl CustomOp3 for VisionAttention {
             }
         }
         let mut y = vec![0f32; n * h * d];
-        let out = Out(y.as_mut_ptr());
+        let out = Out::new(&mut y);
         let head_major = |part: usize, head: usize| &split[(part * h + head) * n * d..][..n * d];
         tasks.par_iter().for_each(|t| {
             let q = &head_major(0, t.head)[(t.base + t.q0) * d..][..t.rows * d];

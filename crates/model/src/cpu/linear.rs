@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Isa, SKINNY_ROWS, f32_slice, multiversion};
+use super::{Isa, Out, SKINNY_ROWS, f32_slice, multiversion};
 
 /// The layout [`linear`] runs on: the same `[out, in]` tensor, stored transposed. Weights that
 /// are not f32 on the CPU, variables being trained, or any weight with the kernels off are
@@ -112,41 +112,47 @@ impl CustomOp3 for Dense {
     }
 }
 
-/// gemm on the transposed problem: `yᵀ [n, m] = Wᵀᵀ · xᵀ`, `lhs` = the column-major weight.
+/// gemm on the transposed problem: `yᵀ [n, m] = Wᵀᵀ · xᵀ`, `lhs` = the column-major weight,
+/// one single-threaded gemm per thread on its own band of outputs (rows of `W`, a multiple of
+/// [`BAND`]).
+///
+/// gemm packs its left operand (here the weight) into panels for its kernel. A parallel gemm
+/// call splits the work by right-hand columns (the activations' rows), so every thread packed
+/// every panel of the weight, and the threads met after each slice of the inner dimension;
+/// with a band each, each panel is packed once and the threads meet once (docs/PERFORMANCE.md,
+/// "Again on this Xeon": +1–20 % on the score path and the prefill).
 fn many_rows(x: &[f32], m: usize, k: usize, wt: &[f32], n: usize, bias: Option<&[f32]>) -> Vec<f32> {
     let mut y = vec![0f32; m * n];
     if let Some(bias) = bias {
         y.par_chunks_mut(n).for_each(|row| row.copy_from_slice(bias));
     }
-    let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: y is n·m, wt is k·n (row c holds column c of the weight), x is m·k; the strides
-    // below address exactly those elements.
-    unsafe {
-        gemm::gemm(
-            n,
-            m,
-            k,
-            y.as_mut_ptr(),
-            n as isize, // dst column stride: column i of yᵀ is row i of y
-            1,
-            bias.is_some(),
-            wt.as_ptr(),
-            n as isize, // lhs (W, [n, k]) column stride: column c is row c of Wᵀ
-            1,
-            x.as_ptr(),
-            k as isize, // rhs (xᵀ, [k, m]) column stride: column i is row i of x
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
+    let threads = rayon::current_num_threads().clamp(1, n.div_ceil(BAND));
+    let band = n.div_ceil(threads).div_ceil(BAND) * BAND;
+    let out = Out::new(&mut y);
+    (0..threads).into_par_iter().for_each(|t| {
+        let (j0, j1) = ((t * band).min(n), ((t + 1) * band).min(n));
+        if j0 == j1 {
+            return;
+        }
+        // SAFETY: y is m·n, wt is k·n (row c holds column c of the weight), x is m·k; the
+        // strides below address exactly those elements, and this thread writes only the
+        // outputs j0..j1 of each row of y, which no other thread writes.
+        unsafe {
+            #[rustfmt::skip]
+            gemm::gemm(
+                j1 - j0, m, k,
+                out.at(j0), n as isize, 1, bias.is_some(), // dst column i = row i of y
+                wt[j0..].as_ptr(), n as isize, 1,          // lhs (W, [n, k]) column c = row c of Wᵀ
+                x.as_ptr(), k as isize, 1,                 // rhs (xᵀ, [k, m]) column i = row i of x
+                1.0, 1.0, false, false, false, gemm::Parallelism::None,
+            );
+        }
+    });
     y
 }
+
+/// Outputs per band in [`many_rows`]: a whole number of gemm's AVX-512 panels (4 × 16).
+const BAND: usize = 64;
 
 /// `y = x Wᵀ + b` for a few rows. Each task takes a run of rows of `Wᵀ` (a slice of the
 /// inner dimension), streams it once from memory in order, and keeps its own partial `y`; the
@@ -223,8 +229,9 @@ mod tests {
     #[test]
     fn both_paths_equal_candles_matmul_with_and_without_bias() -> Result<()> {
         let dev = candle_core::Device::Cpu;
-        // Rows on both sides of SKINNY_ROWS; widths with and without a partial block.
-        for &(m, k, n) in &[(1, 64, 300), (3, 37, 17), (8, 130, 513), (9, 96, 40), (40, 200, 260)] {
+        // Rows on both sides of SKINNY_ROWS; widths with and without a partial block; outputs
+        // in one band (fewer bands than threads) and in uneven bands.
+        for &(m, k, n) in &[(1, 64, 300), (3, 37, 17), (8, 130, 513), (9, 96, 40), (12, 50, 30), (40, 200, 260), (70, 33, 1100)] {
             let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
             // The transposed layout as `inference_layout` makes it (built here directly, so the
             // op is tested with the kernels switched off too).

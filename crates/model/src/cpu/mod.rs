@@ -5,8 +5,9 @@
 //! profiling showed to matter (docs/PERFORMANCE.md, "CPU against PyTorch"):
 //!
 //! - [`linear`]: the checkpoint's dense layers, with each weight stored transposed so gemm
-//!   needs no scalar packing, the bias fused, and the few-row products of decoding on every
-//!   thread at the memory bandwidth the cores have;
+//!   needs no scalar packing, the bias fused, one gemm per thread on its own band of outputs
+//!   (each weight panel packed once), and the few-row products of decoding on every thread at
+//!   the memory bandwidth the cores have;
 //! - [`skinny`]: the same few-row products against a row-major weight (the output layer tied to
 //!   the embeddings, which lookups need row-major);
 //! - [`packed`]: dense layers with bf16 or 8-bit weights (opt-in), for decoding at a half or a
@@ -61,6 +62,26 @@ pub(crate) fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) 
         candle_core::bail!("{op} needs contiguous inputs");
     };
     Ok(&values[start..end])
+}
+
+/// An output buffer shared by parallel tasks that each write their own elements of it (their
+/// rows, their columns): the attention's heads, the dense layers' bands of outputs.
+#[derive(Clone, Copy)]
+pub(crate) struct Out(*mut f32);
+// SAFETY: every user hands each task a disjoint set of elements, and the buffer outlives the
+// parallel loop.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    pub(crate) fn new(buffer: &mut [f32]) -> Self {
+        Self(buffer.as_mut_ptr())
+    }
+
+    /// The element at `offset` (a method, so closures capture the whole `Out`, not its pointer).
+    pub(crate) fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
 }
 
 /// The vector unit kernels run on, detected once.
