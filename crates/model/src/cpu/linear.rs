@@ -126,7 +126,8 @@ fn many_rows(x: &[f32], m: usize, k: usize, wt: &[f32], n: usize, bias: Option<&
     if let Some(bias) = bias {
         y.par_chunks_mut(n).for_each(|row| row.copy_from_slice(bias));
     }
-    let threads = rayon::current_num_threads().clamp(1, n.div_ceil(BAND));
+    // At least one task, so an empty product (no outputs) still returns its empty result.
+    let threads = rayon::current_num_threads().min(n.div_ceil(BAND)).max(1);
     let band = n.div_ceil(threads).div_ceil(BAND) * BAND;
     let out = Out::new(&mut y);
     (0..threads).into_par_iter().for_each(|t| {
@@ -160,7 +161,7 @@ const BAND: usize = 64;
 /// `Wᵀ` in short pieces a page apart, which the prefetchers do not follow: half the speed.)
 fn few_rows(x: &[f32], m: usize, k: usize, wt: &[f32], n: usize, bias: Option<&[f32]>) -> Vec<f32> {
     let isa = Isa::detect();
-    let tasks = rayon::current_num_threads().clamp(1, k.div_ceil(STEP));
+    let tasks = rayon::current_num_threads().min(k.div_ceil(STEP)).max(1);
     let per_task = k.div_ceil(tasks).div_ceil(STEP) * STEP;
     let mut parts: Vec<Vec<f32>> = (0..tasks)
         .into_par_iter()
@@ -244,6 +245,24 @@ mod tests {
                 let diff = (got - &want)?.abs()?.max_all()?.to_scalar::<f32>()?;
                 assert!(diff < 1e-4, "{m}×{k}·{n} bias {}: {diff}", bias.is_some());
             }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn products_without_outputs_or_inputs_are_empty_or_the_bias() -> Result<()> {
+        let dev = candle_core::Device::Cpu;
+        // No outputs, many rows: an empty `[m, 0]` (no band to run).
+        let x = Tensor::randn(0f32, 1.0, (40, 10), &dev)?;
+        let none = Tensor::zeros((10, 0), DType::F32, &dev)?.t()?;
+        assert_eq!(linear(&x, &none, None)?.dims(), &[40, 0]);
+        for m in [3, 40] {
+            // No inputs, few rows and many: every row is the bias.
+            let x = Tensor::zeros((m, 0), DType::F32, &dev)?;
+            let w = Tensor::zeros((0, 5), DType::F32, &dev)?.t()?;
+            let b = Tensor::new(&[1f32, 2., 3., 4., 5.], &dev)?;
+            let y = linear(&x, &w, Some(&b))?.to_vec2::<f32>()?;
+            assert_eq!(y, vec![vec![1f32, 2., 3., 4., 5.]; m]);
         }
         Ok(())
     }
