@@ -76,10 +76,13 @@ impl Linear {
         Self { weight, bias, lora: None, packed: None }
     }
 
-    /// Holds the weight in `format` from now on (CPU inference; `F32` changes nothing). The
-    /// f32 weight's memory is released once no other tensor shares it.
+    /// Holds the weight in `format` from now on (CPU inference; `F32`: in gemm's kernel
+    /// panels, where the weight is f32 on the CPU and Easel's kernels are on, else unchanged).
+    /// The f32 weight's memory is released once no other tensor shares it.
     pub fn pack(&mut self, format: crate::cpu::WeightFormat) -> Result<()> {
-        if format == crate::cpu::WeightFormat::F32 || self.packed.is_some() {
+        let panels_apply =
+            crate::cpu::enabled() && self.weight.device().is_cpu() && self.weight.dtype() == DType::F32 && !self.weight.track_op();
+        if self.packed.is_some() || (format == crate::cpu::WeightFormat::F32 && !panels_apply) {
             return Ok(());
         }
         if !self.weight.device().is_cpu() || self.weight.track_op() {

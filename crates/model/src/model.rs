@@ -48,11 +48,17 @@ impl Qwen2VlModel {
         &self.config
     }
 
-    /// Holds the dense layers' weights in `format` ([`crate::cpu::packed`]): bf16 packs the
-    /// vision tower's blocks, the language model and the output layer; int8 the language model
-    /// and the output layer. CPU inference on an f32 model only; `F32` changes nothing.
+    /// Holds the dense layers' weights in `format` ([`crate::cpu::packed`]) for inference: bf16
+    /// packs the vision tower's blocks, the language model and the output layer; int8 the
+    /// language model and the output layer, with the vision tower as f32 does; f32 the vision
+    /// tower's blocks and the language model's in gemm's kernel panels (the output layer keeps
+    /// the embeddings' rows). bf16 and int8 need an f32 model on the CPU; f32 changes nothing
+    /// elsewhere, or with `EASEL_CPU_KERNELS=0`.
     pub fn pack_weights(&mut self, format: crate::WeightFormat) -> Result<()> {
         if format == crate::WeightFormat::F32 {
+            for (_, linear) in crate::lora::projections(self, true) {
+                linear.pack(format)?;
+            }
             return Ok(());
         }
         if !self.device().is_cpu() || self.dtype() != DType::F32 {
@@ -63,8 +69,8 @@ impl Qwen2VlModel {
             )));
         }
         self.lm_head.pack(format)?;
-        for (_, linear) in crate::lora::projections(self, format.packs_vision()) {
-            linear.pack(format)?;
+        for (name, linear) in crate::lora::projections(self, true) {
+            linear.pack(if name.starts_with("visual.") { format.for_vision() } else { format })?;
         }
         Ok(())
     }

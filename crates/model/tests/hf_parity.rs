@@ -28,9 +28,16 @@ const CASES: [(&str, &[&str]); 4] = [
     ("text_only", &[]),
 ];
 
-fn check_model(model_name: &str) {
+/// Every stage of `tiny-{model_name}` against HF's; with `panels`, the dense layers' weights
+/// held as inference holds them (`pack_weights(F32)`: gemm's kernel panels on the CPU).
+fn check_model(model_name: &str, panels: bool) {
     let dir = fixtures().join(format!("tiny-{model_name}"));
-    let vlm = Qwen2Vl::load(&dir, &Device::Cpu, DType::F32, None).expect("loads");
+    let mut vlm = Qwen2Vl::load(&dir, &Device::Cpu, DType::F32, None).expect("loads");
+    if panels {
+        vlm.model.pack_weights(easel_model::WeightFormat::F32).expect("packs");
+        let packed = vlm.model.vision.projections_mut()[0].1.packed().is_some();
+        assert_eq!(packed, easel_model::cpu::enabled(), "the panels are the weights that run");
+    }
     let model = &vlm.model;
     for (case, images) in CASES {
         println!("== {model_name} / {case}");
@@ -115,12 +122,17 @@ fn check_model(model_name: &str) {
 
 #[test]
 fn hub_layout_matches_transformers() {
-    check_model("hub");
+    check_model("hub", false);
+}
+
+#[test]
+fn hub_layout_in_kernel_panels_matches_transformers() {
+    check_model("hub", true);
 }
 
 #[test]
 fn transformers5_layout_matches_transformers() {
-    check_model("tf5");
+    check_model("tf5", false);
 }
 
 /// bf16 and int8 weights (`--weights`) against the same reference: the logits of every case's

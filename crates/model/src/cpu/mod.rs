@@ -30,6 +30,7 @@ mod amx;
 pub mod attention;
 pub mod linear;
 pub mod packed;
+pub mod panels;
 pub mod skinny;
 
 use std::sync::OnceLock;

@@ -1,6 +1,7 @@
-//! Dense layers whose weights are held in fewer bits on the CPU: bf16 (half the bytes of f32)
-//! or 8-bit integers with one f32 scale per output (a quarter). Opt-in (`--weights`); the
-//! activations, sums and everything outside these layers stay f32.
+//! Dense layers whose weights are held in blocks on the CPU for inference: f32 in gemm's
+//! kernel panels (the default: [`super::panels`]), or in fewer bits, bf16 (half the bytes of
+//! f32) or 8-bit integers with one f32 scale per output (a quarter). The fewer bits are opt-in
+//! (`--weights`); the activations, sums and everything outside these layers stay f32.
 //!
 //! Decoding reads every weight once per token, so its speed is the memory's: fewer bytes per
 //! weight are fewer seconds per token; the few-row kernels widen each weight to f32 in
@@ -13,7 +14,7 @@
 //! in cache and handed to the same `gemm` as the f32 path.
 //!
 //! A packed weight is stored in blocks of [`BLOCK`] outputs, each block contiguous (the last
-//! padded with zeros): int8 as `[in, BLOCK]`, bf16 as `[in/2, BLOCK]` 32-bit words holding
+//! padded with zeros): f32 and int8 as `[in, BLOCK]`, bf16 as `[in/2, BLOCK]` 32-bit words holding
 //! the weights of two consecutive inputs (the pairs `vdpbf16ps` multiplies). A task owns whole
 //! blocks, reads each from memory once and in order, and keeps its outputs in registers and L1
 //! whatever the row count.
@@ -33,7 +34,9 @@ use super::{Isa, SKINNY_ROWS, f32_slice, multiversion};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightFormat {
-    /// As computed: f32 (or the `--dtype` the model was loaded in).
+    /// As computed: f32 (or the `--dtype` the model was loaded in). For CPU inference in f32,
+    /// the dense layers' weights are held in gemm's kernel panels ([`super::panels`]): the same
+    /// values, read in place by the kernels.
     #[default]
     F32,
     /// bfloat16, rounded to nearest even: every dense layer of the vision tower and the
@@ -55,9 +58,10 @@ impl WeightFormat {
         }
     }
 
-    /// Whether the vision tower's layers are packed too (bf16), or only the language model's.
-    pub fn packs_vision(self) -> bool {
-        self == Self::Bf16
+    /// The format the vision tower's layers are held in: the language model's, except that
+    /// int8 leaves the vision tower (which the scores come from) in f32.
+    pub fn for_vision(self) -> Self {
+        if self == Self::Int8 { Self::F32 } else { self }
     }
 }
 
@@ -80,8 +84,8 @@ impl FromStr for WeightFormat {
     }
 }
 
-/// Outputs per block of a packed weight.
-pub const BLOCK: usize = 64;
+/// Outputs per block of a packed weight: an f32 block is one of gemm's kernel panels.
+pub const BLOCK: usize = super::panels::PANEL;
 
 /// bf16 is the top half of an f32, so widening is exact: the pair word's low half (the even
 /// input) shifted up, its high half masked.
@@ -97,6 +101,8 @@ fn high(pair: u32) -> f32 {
 
 #[derive(Debug)]
 enum Blocks {
+    /// f32 in gemm's kernel panels ([`super::panels`]): `[in, BLOCK]` per block.
+    F32(Vec<f32>),
     /// `[in/2 rounded up, BLOCK]` pair words per block.
     Bf16(Vec<u32>),
     /// Quantised values and each output's scale (`w ≈ q · scale`).
@@ -114,8 +120,8 @@ pub struct PackedLinear {
 }
 
 impl PackedLinear {
-    /// Packs an `[out, in]` weight (any layout, any float dtype) and its bias into `format`.
-    /// `F32` is not a packed format: the caller keeps the tensor.
+    /// Packs an `[out, in]` weight (any layout, any float dtype) and its bias into `format`
+    /// (`F32`: the same values, in gemm's kernel panels).
     pub fn pack(weight: &Tensor, bias: Option<&Tensor>, format: WeightFormat) -> Result<Self> {
         let (out_dim, in_dim) = weight.dims2()?;
         if out_dim == 0 || in_dim == 0 {
@@ -132,7 +138,7 @@ impl PackedLinear {
         let (n, k) = (out_dim, in_dim);
         let blocks_n = n.div_ceil(BLOCK);
         let blocks = match format {
-            WeightFormat::F32 => candle_core::bail!("f32 weights are not packed"),
+            WeightFormat::F32 => Blocks::F32(super::panels::to_panels(wt, k, n)),
             WeightFormat::Bf16 => {
                 let pairs = k.div_ceil(2);
                 let mut data = vec![0u32; blocks_n * pairs * BLOCK];
@@ -180,6 +186,7 @@ impl PackedLinear {
 
     pub fn format(&self) -> WeightFormat {
         match self.blocks {
+            Blocks::F32(_) => WeightFormat::F32,
             Blocks::Bf16(_) => WeightFormat::Bf16,
             Blocks::Int8 { .. } => WeightFormat::Int8,
         }
@@ -193,6 +200,7 @@ impl PackedLinear {
     /// Bytes the weight takes (padding and scales included).
     pub fn bytes(&self) -> usize {
         match &self.blocks {
+            Blocks::F32(data) => data.len() * 4,
             Blocks::Bf16(data) => data.len() * 4,
             Blocks::Int8 { q, scale } => q.len() + scale.len() * 4,
         }
@@ -205,6 +213,10 @@ impl PackedLinear {
         w.par_chunks_mut(k).enumerate().for_each(|(j, row)| {
             let (b, jj) = (j / BLOCK, j % BLOCK);
             match &self.blocks {
+                Blocks::F32(data) => {
+                    let block = &data[b * k * BLOCK..];
+                    row.iter_mut().enumerate().for_each(|(c, v)| *v = block[c * BLOCK + jj])
+                }
                 Blocks::Bf16(data) => {
                     let block = &data[b * k.div_ceil(2) * BLOCK..];
                     row.iter_mut().enumerate().for_each(|(c, v)| {
@@ -243,6 +255,8 @@ impl PackedLinear {
         let (n, k) = (self.out_dim, self.in_dim);
         // Each task's outputs, block-major: `[blocks][m][BLOCK]` (scaled already or not).
         let (parts, scaled) = match &self.blocks {
+            // gemm's kernels on the panels, the bias added on the way.
+            Blocks::F32(panels) => return super::panels::matmul(isa, x, m, k, panels, n, self.bias.as_deref()),
             Blocks::Bf16(data) if m <= SKINNY_ROWS => (few_rows(isa, rows_bf16, x, m, k, data, k.div_ceil(2)), false),
             Blocks::Int8 { q, .. } if m <= SKINNY_ROWS => (few_rows(isa, rows_i8, x, m, k, q, k), false),
             #[cfg(target_arch = "x86_64")]
