@@ -11,7 +11,10 @@ use easel_model::cpu::{Isa, inference_layout, linear, panels};
 
 /// `(rows, in, out)`: the score path at batch 4 (1 024 patches) and 1 (256), the 168-token
 /// prefill, decoding one token and four.
-const SHAPES: [(usize, usize, usize); 13] = [
+const SHAPES: [(usize, usize, usize); 16] = [
+    (672, 1536, 2048),
+    (672, 1536, 17920),
+    (672, 8960, 1536),
     (1024, 1280, 3840),
     (1024, 1280, 5120),
     (1024, 5120, 1280),
@@ -46,7 +49,12 @@ fn best_of(copies: usize, f: &dyn Fn(usize) -> Result<()>) -> Result<f64> {
 fn main() -> Result<()> {
     let isa = Isa::detect();
     println!("cpu kernels: {}, {} threads", Isa::in_use(), rayon::current_num_threads());
+    // An argument picks one shape (`672x1536x17920`).
+    let only = std::env::args().nth(1);
     for (m, k, n) in SHAPES {
+        if only.as_ref().is_some_and(|o| *o != format!("{m}x{k}x{n}")) {
+            continue;
+        }
         let copies = (96 << 20) / (4 * k * n) + 1;
         let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu)?;
         let xs = x.flatten_all()?.to_vec1::<f32>()?;

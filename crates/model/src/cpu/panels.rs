@@ -9,10 +9,11 @@
 //! the Xeon: docs/PERFORMANCE.md). Stored in panels — `[⌈out/64⌉, in, 64]`, the last padded
 //! with zeros — each panel is one contiguous stream, and the kernel reads it in place.
 //!
-//! The driver keeps what gemm's own loop gets from packing: for each slice of [`DEPTH`]
-//! inputs, a group of [`GROUP`] panels (0.6 MB, in L2) is run against each `nr`-row
-//! strip of the activations in turn, so the strip is read from L1 by every panel in the group.
-//! Each thread owns a band of panels, so each panel is read by one thread, once per slice.
+//! The driver keeps what gemm's own loop gets from packing. Each thread owns a band of
+//! panels and takes them a group of [`GROUP`] at a time; for each slice of [`DEPTH`] inputs,
+//! the group's slices (0.6 MB, in L2) are run against each `nr`-row strip of the activations
+//! in turn, so the strip is read from L1 by every panel of the group. Each panel is read from
+//! memory once per product, and the group's outputs stay in cache across its slices.
 //! Every row's sums are taken in the same order whatever the number of rows, so a row's
 //! outputs do not depend on the rows beside it (a painting's scores and critique on its batch).
 
@@ -96,10 +97,14 @@ impl Kernels {
 /// `y = x Wᵀ + b` (`x [m, k]`, `y [m, n]`) for a weight in panels.
 pub fn matmul(isa: Isa, x: &[f32], m: usize, k: usize, panels: &[f32], n: usize, bias: Option<&[f32]>) -> Vec<f32> {
     assert!(x.len() == m * k && panels.len() == n.div_ceil(PANEL) * k * PANEL && bias.is_none_or(|b| b.len() == n));
+    // The bias or zeros written first, in order and in parallel, so the kernels add onto it and
+    // take no page faults: faulted in by the kernels, in their order (a tile of each row), a
+    // 48 MB output ran at 0.65× (docs/PERFORMANCE.md).
     let mut y = vec![0f32; m * n];
-    if let Some(bias) = bias {
-        y.par_chunks_mut(n.max(1)).for_each(|row| row.copy_from_slice(bias));
-    }
+    y.par_chunks_mut(n.max(1)).for_each(|row| match bias {
+        Some(bias) => row.copy_from_slice(bias),
+        None => row.fill(0.0),
+    });
     let count = n.div_ceil(PANEL);
     if count == 0 || k == 0 || m == 0 {
         return y;
@@ -109,9 +114,9 @@ pub fn matmul(isa: Isa, x: &[f32], m: usize, k: usize, panels: &[f32], n: usize,
     let out = Out::new(&mut y);
     (0..threads).into_par_iter().for_each(|t| {
         let (p0, p1) = (t * count / threads, (t + 1) * count / threads);
-        for c0 in (0..k).step_by(DEPTH) {
-            let depth = DEPTH.min(k - c0);
-            for g0 in (p0..p1).step_by(GROUP) {
+        for g0 in (p0..p1).step_by(GROUP) {
+            for c0 in (0..k).step_by(DEPTH) {
+                let depth = DEPTH.min(k - c0);
                 for i0 in (0..m).step_by(kernels.width()) {
                     let rows = kernels.width().min(m - i0);
                     for p in g0..(g0 + GROUP).min(p1) {
