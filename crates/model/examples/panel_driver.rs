@@ -9,9 +9,12 @@ use std::time::Instant;
 use candle_core::{Device, Result, Tensor};
 use easel_model::cpu::{Isa, inference_layout, linear, panels};
 
-/// `(rows, in, out)`: the score path at batch 4 (1 024 patches) and 1 (256), the 168-token
-/// prefill, decoding one token and four.
-const SHAPES: [(usize, usize, usize); 16] = [
+/// `(rows, in, out)`: the vision tower's fc1 and fc2 at 448², batch 4 (4 096 patches); the
+/// 168-token prefill at batch 4 (672 rows); the score path at 224², batch 4 (1 024 patches)
+/// and 1 (256); the prefill at batch 1; decoding one token and four.
+const SHAPES: [(usize, usize, usize); 18] = [
+    (4096, 1280, 5120),
+    (4096, 5120, 1280),
     (672, 1536, 2048),
     (672, 1536, 17920),
     (672, 8960, 1536),
