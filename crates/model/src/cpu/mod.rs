@@ -4,7 +4,10 @@
 //! matmul to `gemm`, whose few-row products run on one thread. These kernels cover the ops that
 //! profiling showed to matter (docs/PERFORMANCE.md, "CPU against PyTorch"):
 //!
-//! - [`linear`]: the checkpoint's dense layers, with each weight stored transposed so gemm
+//! - [`panels`]: the dense layers at inference (after `pack_weights`), with each weight
+//!   stored in the panels gemm's micro-kernels read, so they read it in place under a loop of
+//!   Easel's own, for every row count;
+//! - [`linear`]: the same layers as loaded, with each weight stored transposed so gemm
 //!   needs no scalar packing, the bias fused, one gemm per thread on its own band of outputs
 //!   (each weight panel packed once), and the few-row products of decoding on every thread at
 //!   the memory bandwidth the cores have;
