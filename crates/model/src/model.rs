@@ -55,22 +55,21 @@ impl Qwen2VlModel {
     /// the embeddings' rows). bf16 and int8 need an f32 model on the CPU; f32 changes nothing
     /// elsewhere, or with `EASEL_CPU_KERNELS=0`.
     pub fn pack_weights(&mut self, format: crate::WeightFormat) -> Result<()> {
-        if format == crate::WeightFormat::F32 {
-            for (_, linear) in crate::lora::projections(self, true) {
-                linear.pack(format)?;
-            }
-            return Ok(());
-        }
-        if !self.device().is_cpu() || self.dtype() != DType::F32 {
+        if format != crate::WeightFormat::F32 && (!self.device().is_cpu() || self.dtype() != DType::F32) {
             return Err(ModelError::Input(format!(
                 "{format} weights run on the CPU with --dtype f32 (the model is {:?} on {:?}); on a GPU use --dtype bf16",
                 self.dtype(),
                 self.device()
             )));
         }
-        self.lm_head.pack(format)?;
-        for (name, linear) in crate::lora::projections(self, true) {
-            linear.pack(if name.starts_with("visual.") { format.for_vision() } else { format })?;
+        if format != crate::WeightFormat::F32 {
+            self.lm_head.pack(format)?;
+        }
+        for (_, linear) in crate::lora::projections(self, false) {
+            linear.pack(format)?;
+        }
+        for (_, linear) in self.vision.projections_mut() {
+            linear.pack(format.for_vision())?;
         }
         Ok(())
     }
