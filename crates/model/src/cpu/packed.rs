@@ -28,7 +28,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{Isa, SKINNY_ROWS, f32_slice, multiversion};
+use super::{Aligned, Isa, SKINNY_ROWS, aligned_zeros, f32_slice, multiversion};
 
 /// How the model's dense-layer weights are held in memory on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -102,11 +102,11 @@ fn high(pair: u32) -> f32 {
 #[derive(Debug)]
 enum Blocks {
     /// f32 in gemm's kernel panels ([`super::panels`]): `[in, BLOCK]` per block.
-    F32(Vec<f32>),
+    F32(Aligned<f32>),
     /// `[in/2 rounded up, BLOCK]` pair words per block.
-    Bf16(Vec<u32>),
+    Bf16(Aligned<u32>),
     /// Quantised values and each output's scale (`w ≈ q · scale`).
-    Int8 { q: Vec<i8>, scale: Vec<f32> },
+    Int8 { q: Aligned<i8>, scale: Vec<f32> },
 }
 
 /// `y = x Wᵀ + b` with `W` packed: what a [`crate::layers::Linear`] holds in place of its f32
@@ -141,7 +141,7 @@ impl PackedLinear {
             WeightFormat::F32 => Blocks::F32(super::panels::to_panels(wt, k, n)),
             WeightFormat::Bf16 => {
                 let pairs = k.div_ceil(2);
-                let mut data = vec![0u32; blocks_n * pairs * BLOCK];
+                let mut data = aligned_zeros::<u32>(blocks_n * pairs * BLOCK);
                 data.par_chunks_mut(pairs * BLOCK).enumerate().for_each(|(b, block)| {
                     let (j0, width) = (b * BLOCK, BLOCK.min(n - b * BLOCK));
                     for (p, words) in block.chunks_exact_mut(BLOCK).enumerate() {
@@ -163,7 +163,7 @@ impl PackedLinear {
                     }
                     s.iter_mut().for_each(|s| *s = if *s > 0.0 { *s / 127.0 } else { 1.0 });
                 });
-                let mut q = vec![0i8; blocks_n * k * BLOCK];
+                let mut q = aligned_zeros::<i8>(blocks_n * k * BLOCK);
                 q.par_chunks_mut(k * BLOCK).enumerate().for_each(|(b, block)| {
                     let (j0, width) = (b * BLOCK, BLOCK.min(n - b * BLOCK));
                     for (c, row) in block.chunks_exact_mut(BLOCK).enumerate() {

@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::{Isa, Out};
+use super::{Aligned, Isa, Out, aligned_zeros};
 
 /// Outputs per panel: gemm's AVX-512 tile height (4 vectors of 16), and a multiple of its
 /// AVX2 (16) and portable (2) ones.
@@ -36,8 +36,8 @@ const DEPTH: usize = 768;
 const GROUP: usize = 3;
 
 /// An `[out, in]` weight given as `Wᵀ` (`[in, out]` row-major), laid out in panels.
-pub fn to_panels(wt: &[f32], k: usize, n: usize) -> Vec<f32> {
-    let mut panels = vec![0f32; n.div_ceil(PANEL) * k * PANEL];
+pub fn to_panels(wt: &[f32], k: usize, n: usize) -> Aligned<f32> {
+    let mut panels = aligned_zeros(n.div_ceil(PANEL) * k * PANEL);
     panels.par_chunks_mut(k * PANEL).enumerate().for_each(|(p, panel)| {
         let (j0, width) = (p * PANEL, PANEL.min(n - p * PANEL));
         for (c, row) in panel.chunks_exact_mut(PANEL).enumerate() {
@@ -167,6 +167,7 @@ mod tests {
             let wt: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 9) as f32 * 0.5 - 2.0).collect();
             let bias: Vec<f32> = (0..n).map(|j| j as f32).collect();
             let panels = to_panels(&wt, k, n);
+            assert_eq!(panels.as_ptr() as usize % 64, 0, "panels start on a cache line");
             for c in [0, k - 1] {
                 for j in [0, n - 1] {
                     assert_eq!(panels[panel_index(k, j, c)], wt[c * n + j]);
