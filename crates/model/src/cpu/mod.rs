@@ -46,18 +46,44 @@ pub use linear::{inference_layout, linear, linear_applies};
 pub use packed::{PackedLinear, WeightFormat};
 pub use skinny::{SKINNY_ROWS, skinny_applies, skinny_matmul};
 
-/// A weight buffer that starts on a 64-byte boundary: every vector the kernels load from it
-/// (64 bytes with AVX-512) then lies in one cache line. From a plain `Vec` (glibc: 16 bytes
-/// past a page) every such load spans two lines, which costs Intel cores up to 10 % on the
-/// language model's products (docs/PERFORMANCE.md).
-pub(crate) type Aligned<T> = aligned_vec::AVec<T, aligned_vec::ConstAlign<64>>;
+/// A weight buffer for the kernels. It starts on a 64-byte boundary, so every vector the
+/// kernels load from it (64 bytes with AVX-512) lies in one cache line; from a plain `Vec`
+/// (glibc: 16 bytes past a page) every such load spans two lines. From 2 MiB up it starts on
+/// a huge-page boundary, and Linux is asked to back it with transparent huge pages: the
+/// kernels sweep each weight in slices, a few hundred KiB of several panels at once, and
+/// the 4 KiB pages' misses in the TLB made the language model's down projection run at
+/// 0.55× on the Xeon (docs/PERFORMANCE.md, "Weights on huge pages").
+pub(crate) type Aligned<T> = aligned_vec::AVec<T, aligned_vec::RuntimeAlign>;
+
+/// Linux's transparent huge page on x86-64 (and the boundary [`Aligned`] buffers of that size
+/// or more start on).
+const HUGE_PAGE: usize = 2 << 20;
 
 /// `len` zeros in an [`Aligned`] buffer.
 pub(crate) fn aligned_zeros<T: Copy + Default>(len: usize) -> Aligned<T> {
-    let mut v = Aligned::with_capacity(64, len);
+    let bytes = len * std::mem::size_of::<T>();
+    let huge = bytes >= HUGE_PAGE;
+    let mut v = Aligned::<T>::with_capacity(if huge { HUGE_PAGE } else { 64 }, len);
+    if huge {
+        advise_huge_pages(v.as_mut_ptr().cast(), bytes / HUGE_PAGE * HUGE_PAGE);
+    }
+    // Written after the advice, so the pages are faulted in huge.
     v.resize(len, T::default());
     v
 }
+
+/// Asks Linux to back `bytes` (whole huge pages) from `start` (a huge-page boundary) with
+/// huge pages. Where transparent huge pages are off, or on another OS, 4 KiB pages stay.
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(start: *mut u8, bytes: usize) {
+    // SAFETY: the range lies inside one live allocation of this process (the caller's buffer,
+    // whose capacity is at least `bytes`); the advice changes how the kernel backs those pages,
+    // never their contents. A refusal (EINVAL where THP is compiled out) changes nothing.
+    unsafe { libc::madvise(start.cast(), bytes, libc::MADV_HUGEPAGE) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_start: *mut u8, _bytes: usize) {}
 
 /// Whether Easel's CPU kernels may run (not turned off with `EASEL_CPU_KERNELS=0`).
 pub fn enabled() -> bool {
