@@ -217,3 +217,20 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_buffers_start_on_a_cache_line_and_large_ones_on_a_huge_page() {
+        for len in [1, 17, 1000] {
+            let v = aligned_zeros::<f32>(len);
+            assert_eq!((v.len(), v.as_ptr() as usize % 64), (len, 0));
+            assert!(v.iter().all(|&x| x == 0.0));
+        }
+        let v = aligned_zeros::<i8>(HUGE_PAGE + 3);
+        assert_eq!((v.len(), v.as_ptr() as usize % HUGE_PAGE), (HUGE_PAGE + 3, 0));
+        assert!(v.iter().all(|&x| x == 0));
+    }
+}
