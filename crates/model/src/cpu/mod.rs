@@ -52,7 +52,7 @@ pub use skinny::{SKINNY_ROWS, skinny_applies, skinny_matmul};
 /// a huge-page boundary, and Linux is asked to back it with transparent huge pages: the
 /// kernels sweep each weight in slices, a few hundred KiB of several panels at once, and
 /// the 4 KiB pages' misses in the TLB made the language model's down projection run at
-/// 0.55× on the Xeon (docs/PERFORMANCE.md, "Weights on huge pages").
+/// 0.55× on the Xeon (docs/PERFORMANCE.md, "Weights on a cache line and on huge pages").
 pub(crate) type Aligned<T> = aligned_vec::AVec<T, aligned_vec::RuntimeAlign>;
 
 /// Linux's transparent huge page on x86-64 (and the boundary [`Aligned`] buffers of that size
