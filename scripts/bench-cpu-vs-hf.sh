@@ -13,7 +13,10 @@
 # Easel's bf16 with HF's bf16), WEIGHTS (f32: Easel's `--weights` formats, one run each, f32
 # activations), HF_DTYPES (DTYPE: HF runs, one per dtype; ratios are against the first),
 # THREADS (every core), OUT (a fresh folder under /tmp), EASEL (the easel binary; built with
-# `cargo build --release -p easel-cli` when unset), EASEL_EXTRA (more `easel bench model` flags).
+# `cargo build --release -p easel-cli` when unset), EASEL_EXTRA (more `easel bench model` flags),
+# ROUNDS (1: how many times both sides run, alternating which goes first; the table then shows
+# each side's median rate and every round's ratio, so a machine whose speed drifts between
+# the two runs, as shared VMs do by 10–30 %, shows the spread instead of one lucky or unlucky pair).
 # Needs python3 with torch and transformers (pip install -r scripts/reference/requirements.txt).
 set -euo pipefail
 
@@ -29,6 +32,8 @@ DTYPE="${DTYPE:-f32}"
 WEIGHTS="${WEIGHTS:-f32}"
 HF_DTYPES="${HF_DTYPES:-$DTYPE}"
 THREADS="${THREADS:-$(nproc)}"
+ROUNDS="${ROUNDS:-1}"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a whole number ≥ 1, not '$ROUNDS'" >&2; exit 1; }
 OUT="${OUT:-$(mktemp -d /tmp/easel-cpu-vs-hf.XXXXXX)}"
 mkdir -p "$OUT"
 
@@ -49,37 +54,49 @@ export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="
     echo "python: $(python3 -c 'import torch, transformers; print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads")')"
 } | tee "$OUT/machine.txt"
 
-# HF first, then Easel: each run alone on the machine.
-for dtype in ${HF_DTYPES//,/ }; do
-    python3 scripts/gpu/hf_baseline.py --preset "$PRESET" --device cpu --dtype "$dtype" --image-size "$IMAGE_SIZE" \
-        --vision-batches "$BATCHES" --prefill-batches "$PREFILL_BATCHES" --generate-batches "$BATCHES" \
-        --new-tokens "$NEW_TOKENS" --iters "$ITERS" --gen-iters 1 --out "$OUT/hf-$dtype.jsonl" >/dev/null
-done
+# Each run alone on the machine; every run appends its JSON lines, one file per side and format.
+run_hf() {
+    for dtype in ${HF_DTYPES//,/ }; do
+        python3 scripts/gpu/hf_baseline.py --preset "$PRESET" --device cpu --dtype "$dtype" --image-size "$IMAGE_SIZE" \
+            --vision-batches "$BATCHES" --prefill-batches "$PREFILL_BATCHES" --generate-batches "$BATCHES" \
+            --new-tokens "$NEW_TOKENS" --iters "$ITERS" --gen-iters 1 --out "$OUT/hf-$dtype.jsonl" >/dev/null
+    done
+}
 # Easel's bench runs prefill at every --batch; the HF run's prefill batches are the ones compared.
-for weights in ${WEIGHTS//,/ }; do
-    # shellcheck disable=SC2086
-    "$EASEL" bench model --preset "$PRESET" --random-weights --device cpu --dtype "$DTYPE" --weights "$weights" \
-        --image-size "$IMAGE_SIZE" --batch "$BATCHES" --new-tokens "$NEW_TOKENS" --iters "$ITERS" ${EASEL_EXTRA:-} \
-        >"$OUT/easel-$weights.jsonl"
+run_easel() {
+    for weights in ${WEIGHTS//,/ }; do
+        # shellcheck disable=SC2086
+        "$EASEL" bench model --preset "$PRESET" --random-weights --device cpu --dtype "$DTYPE" --weights "$weights" \
+            --image-size "$IMAGE_SIZE" --batch "$BATCHES" --new-tokens "$NEW_TOKENS" --iters "$ITERS" ${EASEL_EXTRA:-} \
+            >>"$OUT/easel-$weights.jsonl"
+    done
+}
+rm -f "$OUT"/hf-*.jsonl "$OUT"/easel-*.jsonl
+# HF first in odd rounds, Easel first in even ones.
+for ((round = 1; round <= ROUNDS; round++)); do
+    if ((round % 2)); then run_hf; run_easel; else run_easel; run_hf; fi
 done
 
-python3 - "$OUT" "$HF_DTYPES" "$WEIGHTS" "$DTYPE" <<'EOF' | tee "$OUT/table.md"
-import json, sys
+python3 - "$OUT" "$HF_DTYPES" "$WEIGHTS" "$DTYPE" "$ROUNDS" <<'EOF' | tee "$OUT/table.md"
+import json, statistics, sys
 from pathlib import Path
 
 out, hf_dtypes, weights, dtype = Path(sys.argv[1]), sys.argv[2].split(","), sys.argv[3].split(","), sys.argv[4]
+rounds_run = int(sys.argv[5])
 
 def rows(name):
+    """Every round's rates per (path, batch), in the order the rounds ran."""
     recs = {}
     for line in (out / name).read_text().splitlines():
         if line.startswith("{"):
             r = json.loads(line)
             if r.get("path") in ("score", "prefill", "generate") and "batch" in r and "error" not in r:
-                recs[(r["path"], r["batch"])] = r
+                rate = r["critiques_per_s"] if r["path"] == "generate" else r["images_per_s"]
+                recs.setdefault((r["path"], r["batch"]), {**r, "rates": []})["rates"].append(rate)
     return recs
 
 def rate(r):
-    return r["critiques_per_s"] if r["path"] == "generate" else r["images_per_s"]
+    return statistics.median(r["rates"])
 
 hf = {d: rows(f"hf-{d}.jsonl") for d in hf_dtypes}
 easel = {w: rows(f"easel-{w}.jsonl") for w in weights}
@@ -90,6 +107,7 @@ cols = [f"HF {d}" for d in hf_dtypes] + [name(w) for w in weights] + [f"{name(w)
 print("| path | batch | " + " | ".join(cols) + " |")
 print("|---|---|" + "---|" * len(cols))
 ratios = {w: [] for w in weights}
+each_round = {w: [] for w in weights}
 for key in sorted(base, key=lambda k: (["score", "prefill", "generate"].index(k[0]), k[1])):
     if not all(key in easel[w] for w in weights):
         continue
@@ -101,10 +119,16 @@ for key in sorted(base, key=lambda k: (["score", "prefill", "generate"].index(k[
     for w in weights:
         ratio = rate(easel[w][key]) / rate(base[key])
         ratios[w].append(ratio)
-        cells.append(f"{ratio:.2f}×")
+        rounds = [e / h for e, h in zip(easel[w][key]["rates"], base[key]["rates"])]
+        each_round[w].extend(rounds)
+        each = f" ({', '.join(f'{r:.2f}' for r in rounds)})" if rounds_run > 1 else ""
+        cells.append(f"{ratio:.2f}×{each}")
     print(f"| {label[key[0]]}{extra} | {key[1]} | " + " | ".join(cells) + " |")
 for w in weights:
     if ratios[w]:
-        print(f"\n{name(w)} ÷ HF {hf_dtypes[0]}: lowest {min(ratios[w]):.2f}×, highest {max(ratios[w]):.2f}×")
+        print(f"\n{name(w)} ÷ HF {hf_dtypes[0]}: lowest {min(ratios[w]):.2f}×, highest {max(ratios[w]):.2f}×", end="")
+        if rounds_run > 1:
+            print(f" (medians of {rounds_run} rounds; single rounds {min(each_round[w]):.2f}–{max(each_round[w]):.2f}×)", end="")
+        print()
 EOF
 echo "raw JSON lines: $OUT/hf-*.jsonl, $OUT/easel-*.jsonl"
