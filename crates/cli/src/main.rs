@@ -62,6 +62,7 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    easel_model::cpu::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

@@ -29,6 +29,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    easel_model::cpu::keep_freed_memory();
     let cli = <Cli as clap::Parser>::parse();
     let settings = Settings::load(Service::Worker).context("loading the settings")?;
     if let Some(Command::Drain) = cli.command {

@@ -72,6 +72,28 @@ pub(crate) fn aligned_zeros<T: Copy + Default>(len: usize) -> Aligned<T> {
     v
 }
 
+/// Makes glibc keep freed memory for reuse instead of handing it back to the kernel at once, for
+/// a process that runs the model: every layer's outputs and scratch are allocated and freed
+/// again on every call, and each page glibc had returned is faulted in and zeroed afresh the
+/// next time. On the 2-core Xeon a batch-4 score-and-prefill run took 1.55 million such faults
+/// after loading (6 GB); with this none, the prefill ran 7 % faster and the peak memory did not
+/// change (docs/PERFORMANCE.md, "Freed memory kept for reuse"). Blocks of up to 32 MiB (glibc's
+/// ceiling) come from the heap, up to 2 GiB of free heap is kept, and the heap grows 128 MiB
+/// at a time. Call it first thing in `main`. Where `GLIBC_TUNABLES` is set, the user's own
+/// malloc settings stand and nothing changes; elsewhere than glibc on Linux this is a no-op.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("GLIBC_TUNABLES").is_none() {
+        // SAFETY: mallopt only sets the allocator's parameters; it is called before any other
+        // thread exists, and a value glibc refuses is ignored (it returns 0).
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+            libc::mallopt(libc::M_TOP_PAD, 128 << 20);
+        }
+    }
+}
+
 /// Asks Linux to back `bytes` (whole huge pages) from `start` (a huge-page boundary) with
 /// huge pages. Where transparent huge pages are off, or on another OS, 4 KiB pages stay.
 #[cfg(target_os = "linux")]
