@@ -71,6 +71,8 @@ impl Qwen2VlModel {
         for (_, linear) in self.vision.projections_mut() {
             linear.pack(format.for_vision())?;
         }
+        // What loading and packing freed goes back to the kernel now, not with the first calls.
+        crate::cpu::release_freed_memory();
         Ok(())
     }
 

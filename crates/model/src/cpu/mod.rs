@@ -75,11 +75,13 @@ pub(crate) fn aligned_zeros<T: Copy + Default>(len: usize) -> Aligned<T> {
 /// Makes glibc keep freed memory for reuse instead of handing it back to the kernel at once, for
 /// a process that runs the model: every layer's outputs and scratch are allocated and freed
 /// again on every call, and each page glibc had returned is faulted in and zeroed afresh the
-/// next time. On the 2-core Xeon a batch-4 score-and-prefill run took 1.55 million such faults
-/// after loading (6 GB); with this none, the prefill ran 7 % faster and the peak memory did not
-/// change (docs/PERFORMANCE.md, "Freed memory kept for reuse"). Blocks of up to 32 MiB (glibc's
+/// next time. On a 2-core Xeon a batch-4 score-and-prefill run took 1.55 million such faults
+/// after loading (6 GB), and about none with this; peak and steady memory stayed as they were
+/// (docs/PERFORMANCE.md, "On a second Intel Xeon (family 6 model 207), and freed memory kept
+/// for reuse"). Blocks of up to 32 MiB (glibc's
 /// ceiling) come from the heap, up to 2 GiB of free heap is kept, and the heap grows 128 MiB
-/// at a time. Call it first thing in `main`. Where `GLIBC_TUNABLES` is set, the user's own
+/// at a time. Call it first thing in `main`; after loading, [`release_freed_memory`] returns
+/// what loading left free. Where `GLIBC_TUNABLES` is set, the user's own
 /// malloc settings stand and nothing changes; elsewhere than glibc on Linux this is a no-op.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -91,6 +93,18 @@ pub fn keep_freed_memory() {
             libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
             libc::mallopt(libc::M_TOP_PAD, 128 << 20);
         }
+    }
+}
+
+/// Hands the memory glibc holds free back to the kernel, once: after loading, where the
+/// checkpoint's tensors and the weights' intermediate layouts were freed. Without it a process
+/// that called [`keep_freed_memory`] would keep that garbage (3.4 GB for the 2B model) for
+/// good. `pack_weights` calls it; elsewhere than glibc on Linux it is a no-op.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the kernel; no live block moves.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
