@@ -78,16 +78,16 @@ pub(crate) fn aligned_zeros<T: Copy + Default>(len: usize) -> Aligned<T> {
 /// next time. On a 2-core Xeon a batch-4 score-and-prefill run took 1.55 million such faults
 /// after loading (6 GB), and about none with this; peak and steady memory stayed as they were
 /// (docs/PERFORMANCE.md, "On a second Intel Xeon (family 6 model 207), and freed memory kept
-/// for reuse"). Blocks of up to 32 MiB (glibc's
-/// ceiling) come from the heap, up to 2 GiB of free heap is kept, and the heap grows 128 MiB
-/// at a time. Call it first thing in `main`; after loading, [`release_freed_memory`] returns
-/// what loading left free. Where `GLIBC_TUNABLES` is set, the user's own
-/// malloc settings stand and nothing changes; elsewhere than glibc on Linux this is a no-op.
+/// for reuse"). Blocks of up to 32 MiB (glibc's ceiling) come from the heap, up to 2 GiB of
+/// free heap is kept, and the heap grows 128 MiB at a time. Call it first thing in `main`;
+/// after loading, [`release_freed_memory`] returns what loading left free. Where
+/// `GLIBC_TUNABLES` is set, the user's own malloc settings stand and nothing changes;
+/// elsewhere than glibc on Linux this is a no-op.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("GLIBC_TUNABLES").is_none() {
-        // SAFETY: mallopt only sets the allocator's parameters; it is called before any other
-        // thread exists, and a value glibc refuses is ignored (it returns 0).
+        // SAFETY: mallopt only sets the allocator's parameters, under glibc's own locks; a
+        // value glibc refuses is ignored (it returns 0).
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
             libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
