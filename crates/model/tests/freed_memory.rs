@@ -1,8 +1,9 @@
 //! `cpu::keep_freed_memory`: a block freed and asked for again comes back without page faults.
 //! Its own test binary, so no other test's thread shares the allocator's arena meanwhile.
+//! glibc on Linux only: elsewhere `keep_freed_memory` does nothing.
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
 
 /// Minor page faults this thread has taken so far.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn faults() -> i64 {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes one rusage into the buffer it is given.
@@ -13,7 +14,6 @@ fn faults() -> i64 {
 }
 
 /// Fills `bytes` in a new buffer (every page touched), drops it, and returns the faults taken.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn fill_and_free(bytes: usize) -> i64 {
     let before = faults();
     let buffer = std::hint::black_box(vec![1u8; bytes]);
@@ -22,7 +22,6 @@ fn fill_and_free(bytes: usize) -> i64 {
     faults() - before
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 fn a_freed_layer_sized_buffer_is_reused_without_faulting_its_pages_in_again() {
     if std::env::var_os("GLIBC_TUNABLES").is_some() {
