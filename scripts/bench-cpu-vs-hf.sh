@@ -17,6 +17,9 @@
 # ROUNDS (1: how many times both sides run, alternating which goes first; the table then shows
 # each side's median rate and every round's ratio, so a machine whose speed drifts between
 # the two runs, as shared VMs do by 10–30 %, shows the spread instead of one lucky or unlucky pair).
+# Below the table: the steal (CPU time the hypervisor took from this VM) while each figure was
+# timed, and per run the transparent huge pages faulted in and refused, to tell the host's noise
+# from the code's.
 # Needs python3 with torch and transformers (pip install -r scripts/reference/requirements.txt).
 set -euo pipefail
 
@@ -54,10 +57,35 @@ export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" RAYON_NUM_THREADS="
     echo "python: $(python3 -c 'import torch, transformers; print(f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads")')"
 } | tee "$OUT/machine.txt"
 
+# What the machine did around one run: CPU time the hypervisor took from this VM ("steal", from
+# /proc/stat) and anonymous memory faulted in as transparent huge pages or refused them
+# (/proc/vmstat). Shared VMs drift by 10–30 % between runs; the steal says when that is the
+# host, and Easel keeps its weights on huge pages, so a run that got few ran slower.
+snapshot() {
+    local steal total alloc fallback
+    read -r steal total < <(awk '/^cpu /{t=0; for (i=2; i<=9; i++) t+=$i; print $9, t}' /proc/stat)
+    alloc=$(awk '$1=="thp_fault_alloc"{print $2}' /proc/vmstat 2>/dev/null)
+    fallback=$(awk '$1=="thp_fault_fallback"{print $2}' /proc/vmstat 2>/dev/null)
+    echo "${steal:-0} ${total:-0} ${alloc:-0} ${fallback:-0} $(date +%s)"
+}
+# measured SIDE ROUND COMMAND…: runs the command and appends one line about its run to noise.jsonl.
+measured() {
+    local side=$1 round=$2 before after
+    shift 2
+    before=($(snapshot))
+    "$@"
+    after=($(snapshot))
+    local ticks=$((after[1] - before[1]))
+    python3 -c 'import json, sys; s, r, st, t, a, f, sec = sys.argv[1:]; print(json.dumps({"side": s, "round": int(r),
+        "steal_pct": round(100 * int(st) / max(int(t), 1), 1), "thp_fault_alloc": int(a), "thp_fault_fallback": int(f),
+        "seconds": int(sec)}))' "$side" "$round" $((after[0] - before[0])) "$ticks" $((after[2] - before[2])) \
+        $((after[3] - before[3])) $((after[4] - before[4])) >>"$OUT/noise.jsonl"
+}
+
 # Each run alone on the machine; every run appends its JSON lines, one file per side and format.
 run_hf() {
     for dtype in ${HF_DTYPES//,/ }; do
-        python3 scripts/gpu/hf_baseline.py --preset "$PRESET" --device cpu --dtype "$dtype" --image-size "$IMAGE_SIZE" \
+        measured "hf-$dtype" "$round" python3 scripts/gpu/hf_baseline.py --preset "$PRESET" --device cpu --dtype "$dtype" --image-size "$IMAGE_SIZE" \
             --vision-batches "$BATCHES" --prefill-batches "$PREFILL_BATCHES" --generate-batches "$BATCHES" \
             --new-tokens "$NEW_TOKENS" --iters "$ITERS" --gen-iters 1 --out "$OUT/hf-$dtype.jsonl" >/dev/null
     done
@@ -66,12 +94,12 @@ run_hf() {
 run_easel() {
     for weights in ${WEIGHTS//,/ }; do
         # shellcheck disable=SC2086
-        "$EASEL" bench model --preset "$PRESET" --random-weights --device cpu --dtype "$DTYPE" --weights "$weights" \
+        measured "easel-$weights" "$round" "$EASEL" bench model --preset "$PRESET" --random-weights --device cpu --dtype "$DTYPE" --weights "$weights" \
             --image-size "$IMAGE_SIZE" --batch "$BATCHES" --new-tokens "$NEW_TOKENS" --iters "$ITERS" ${EASEL_EXTRA:-} \
             >>"$OUT/easel-$weights.jsonl"
     done
 }
-rm -f "$OUT"/hf-*.jsonl "$OUT"/easel-*.jsonl
+rm -f "$OUT"/hf-*.jsonl "$OUT"/easel-*.jsonl "$OUT"/noise.jsonl
 # HF first in odd rounds, Easel first in even ones.
 for ((round = 1; round <= ROUNDS; round++)); do
     if ((round % 2)); then run_hf; run_easel; else run_easel; run_hf; fi
@@ -92,7 +120,9 @@ def rows(name):
             r = json.loads(line)
             if r.get("path") in ("score", "prefill", "generate") and "batch" in r and "error" not in r:
                 rate = r["critiques_per_s"] if r["path"] == "generate" else r["images_per_s"]
-                recs.setdefault((r["path"], r["batch"]), {**r, "rates": []})["rates"].append(rate)
+                rec = recs.setdefault((r["path"], r["batch"]), {**r, "rates": [], "steals": []})
+                rec["rates"].append(rate)
+                rec["steals"].append(r.get("steal_pct"))
     return recs
 
 def rate(r):
@@ -130,5 +160,17 @@ for w in weights:
         if rounds_run > 1:
             print(f" (medians of {rounds_run} rounds; single rounds {min(each_round[w]):.2f}–{max(each_round[w]):.2f}×)", end="")
         print()
+steal = lambda r: "/".join("–" if x is None else f"{x:.0f}" for x in r["steals"])
+print(f"\nSteal (% of CPU time the hypervisor took) while each was timed, round by round, HF {hf_dtypes[0]} | Easel:")
+for key in sorted(base, key=lambda k: (["score", "prefill", "generate"].index(k[0]), k[1])):
+    print(f"  {label[key[0]]}, batch {key[1]}: {steal(base[key])} | "
+          + " | ".join(steal(easel[w][key]) for w in weights if key in easel[w]))
+noise = [json.loads(l) for l in (out / "noise.jsonl").read_text().splitlines() if l.strip()]
+if noise:
+    print("\nThe machine around each run (steal: CPU time the hypervisor took; huge pages: 2 MiB anonymous"
+          " pages faulted in, and refused):")
+    for n in noise:
+        print(f"  round {n['round']}, {n['side']}: {n['seconds']} s, steal {n['steal_pct']:.1f} %,"
+              f" huge pages {n['thp_fault_alloc']} (refused {n['thp_fault_fallback']})")
 EOF
 echo "raw JSON lines: $OUT/hf-*.jsonl, $OUT/easel-*.jsonl"

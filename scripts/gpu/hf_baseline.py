@@ -97,9 +97,9 @@ def main() -> int:
                     inp = make_inputs(cfg, b, image_size, a.text_tokens, device, a.seed)
                     pv, thw = inp["pixel_values"].to(dtype), inp["image_grid_thw"]
                     reset_peak(device)
-                    secs, samples = median_time(lambda: vision_forward(model, pv, thw), device, a.iters)
+                    secs, samples, steal = median_time(lambda: vision_forward(model, pv, thw), device, a.iters)
                     emit({**common, "path": "score", "what": "vision tower only (model.model.visual)",
-                          "batch": b, "seconds_per_batch": secs, "samples": samples,
+                          "batch": b, "seconds_per_batch": secs, "samples": samples, "steal_pct": steal,
                           "images_per_s": b / secs, "peak_mem_gib": peak_mem_gib(device)}, a.out)
                 guarded("score", b, run_vision)
 
@@ -114,9 +114,9 @@ def main() -> int:
                         return model(**kw, use_cache=False, logits_to_keep=1)
 
                     reset_peak(device)
-                    secs, samples = median_time(fwd, device, a.iters)
+                    secs, samples, steal = median_time(fwd, device, a.iters)
                     emit({**common, "path": "prefill", "batch": b, "prompt_tokens": inp["input_ids"].shape[1],
-                          "seconds_per_batch": secs, "samples": samples, "images_per_s": b / secs,
+                          "seconds_per_batch": secs, "samples": samples, "steal_pct": steal, "images_per_s": b / secs,
                           "peak_mem_gib": peak_mem_gib(device)}, a.out)
                 guarded("prefill", b, run_prefill)
 
@@ -142,9 +142,9 @@ def main() -> int:
 
                     gen(min(4, new_tokens))  # warm-up: kernels, cache allocation, generation setup
                     reset_peak(device)
-                    secs, samples = median_time(lambda: gen(new_tokens), device, a.gen_iters, warmup=0)
+                    secs, samples, steal = median_time(lambda: gen(new_tokens), device, a.gen_iters, warmup=0)
                     emit({**common, "path": "generate", "batch": b, "prompt_tokens": L, "new_tokens": new_tokens,
-                          "seconds_per_batch": secs, "samples": samples, "critiques_per_s": b / secs,
+                          "seconds_per_batch": secs, "samples": samples, "steal_pct": steal, "critiques_per_s": b / secs,
                           "tokens_per_s": b * new_tokens / secs, "peak_mem_gib": peak_mem_gib(device)}, a.out)
                 guarded("generate", b, run_generate)
 

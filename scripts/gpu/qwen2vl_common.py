@@ -252,18 +252,38 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def median_time(fn, device: str, iters: int, warmup: int = 1) -> tuple[float, list[float]]:
+def cpu_steal_ticks() -> tuple[int, int] | None:
+    """(steal, all) ticks of the machine's CPUs so far, from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    ticks = [int(t) for t in fields[1:9]]
+    return ticks[7], sum(ticks)
+
+
+def median_time(fn, device: str, iters: int, warmup: int = 1) -> tuple[float, list[float], float | None]:
+    """The median and every sample of `iters` timed runs after `warmup` untimed ones, and the
+    share of CPU time the hypervisor took from this VM meanwhile (steal, %), where Linux says."""
     for _ in range(warmup):
         fn()
     sync(device)
+    before = cpu_steal_ticks()
     samples = []
     for _ in range(max(1, iters)):
         t0 = time.perf_counter()
         fn()
         sync(device)
         samples.append(time.perf_counter() - t0)
+    after = cpu_steal_ticks()
+    steal = None
+    if before and after:
+        steal = round(100 * (after[0] - before[0]) / max(after[1] - before[1], 1), 1)
     s = sorted(samples)
-    return s[len(s) // 2], samples
+    return s[len(s) // 2], samples, steal
 
 
 def peak_mem_gib(device: str) -> float | None:

@@ -158,28 +158,31 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
         .to_dtype(dtype)?;
         let grids = vec![grid; batch];
         if args.paths.iter().any(|p| p == "score") {
-            let secs = time(&device, args.iters, || {
+            let timed = time(&device, args.iters, || {
                 let merged = model.vision.forward(&pixels, &grids)?;
                 let pooled = model.vision.pool(&merged, &grids)?;
                 head.forward(&pooled)?;
                 Ok(())
             })?;
+            let secs = timed.seconds;
             emit(
                 json!({"path": "score", "batch": batch, "image_size": args.image_size,
-                "seconds_per_batch": secs, "images_per_s": batch as f64 / secs}),
+                "seconds_per_batch": secs, "images_per_s": batch as f64 / secs, "samples": timed.samples, "steal_pct": timed.steal_pct}),
             );
         }
         let requests = prompts(&config, &grids, args.text_tokens, args.seed);
         let prompt_len = requests[0].input_ids.len();
         if args.paths.iter().any(|p| p == "prefill") {
-            let secs = time(&device, args.iters, || {
+            let timed = time(&device, args.iters, || {
                 let merged = model.vision.forward(&pixels, &grids)?;
                 prefill(&model, &requests, Some(&merged), 1, false)?;
                 Ok(())
             })?;
+            let secs = timed.seconds;
             emit(
                 json!({"path": "prefill", "batch": batch, "prompt_tokens": prompt_len,
-                "visual_tokens": visual_tokens, "seconds_per_batch": secs, "images_per_s": batch as f64 / secs}),
+                "visual_tokens": visual_tokens, "seconds_per_batch": secs, "images_per_s": batch as f64 / secs,
+                "samples": timed.samples, "steal_pct": timed.steal_pct}),
             );
         }
         if args.paths.iter().any(|p| p == "generate") {
@@ -187,7 +190,7 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
                 stop_on_eos: false,
                 ..GenerationConfig::greedy(args.new_tokens)
             };
-            let secs = time(&device, args.iters.min(2), || {
+            let timed = time(&device, args.iters.min(2), || {
                 let merged = model.vision.forward(&pixels, &grids)?;
                 let state = prefill(&model, &requests, Some(&merged), args.new_tokens, false)?;
                 let out = decode(&model, state, &generation, &[], |_, _| Ok(()))?;
@@ -196,11 +199,13 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
                 }
                 Ok(())
             })?;
+            let secs = timed.seconds;
             emit(
                 json!({"path": "generate", "batch": batch, "prompt_tokens": prompt_len,
                 "new_tokens": args.new_tokens, "seconds_per_batch": secs,
                 "critiques_per_s": batch as f64 / secs,
-                "tokens_per_s": (batch * args.new_tokens) as f64 / secs}),
+                "tokens_per_s": (batch * args.new_tokens) as f64 / secs, "samples": timed.samples,
+                "steal_pct": timed.steal_pct}),
             );
         }
     }
@@ -245,22 +250,26 @@ fn bench_zero_shot(
     let vision_s = time(device, iters, || {
         model.vision.forward(&pixels, &grids)?;
         Ok(())
-    })?;
+    })?
+    .seconds;
     let one_s = time(device, iters, || {
         let merged = model.vision.forward(&pixels, &grids)?;
         prefill(model, &one_request, Some(&merged), 0, false)?;
         Ok(())
-    })?;
+    })?
+    .seconds;
     let shared_s = time(device, iters, || {
         let merged = model.vision.forward(&pixels, &grids)?;
         scorer.score(model, &merged, grid)?;
         Ok(())
-    })?;
+    })?
+    .seconds;
     let separate_s = time(device, iters, || {
         let merged = model.vision.forward(&pixels, &grids)?;
         scorer.score_separately(model, &merged, grid)?;
         Ok(())
-    })?;
+    })?
+    .seconds;
     emit(json!({"path": "zero-shot", "image_size": args.image_size, "prompt_tokens": one.len(),
         "vision_s": vision_s, "one_prompt_s": one_s, "six_shared_s": shared_s, "six_separate_s": separate_s,
         "shared_over_one": shared_s / one_s, "separate_over_one": separate_s / one_s,
@@ -330,10 +339,23 @@ pub(crate) fn random_image_prompt(
     ids
 }
 
+/// What [`time`] measured.
+struct Timed {
+    /// The median of the timed runs.
+    seconds: f64,
+    /// Every timed run, in order.
+    samples: Vec<f64>,
+    /// The share of the machine's CPU time the hypervisor took from this VM over the timed runs
+    /// ("steal" in `/proc/stat`), where Linux reports it: a shared VM's figures drift by 10–30 %
+    /// between runs, and this says when the host was the cause.
+    steal_pct: Option<f64>,
+}
+
 /// Median seconds of `iters` runs after one warm-up, synchronising the device around each.
-fn time(device: &Device, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+fn time(device: &Device, iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<Timed> {
     f().context("warm-up")?;
     device.synchronize()?;
+    let before = cpu_steal_ticks();
     let mut samples = Vec::with_capacity(iters.max(1));
     for _ in 0..iters.max(1) {
         let start = Instant::now();
@@ -341,8 +363,28 @@ fn time(device: &Device, iters: usize, mut f: impl FnMut() -> Result<()>) -> Res
         device.synchronize()?;
         samples.push(start.elapsed().as_secs_f64());
     }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    Ok(samples[samples.len() / 2])
+    let steal_pct = before.zip(cpu_steal_ticks()).map(|((s0, t0), (s1, t1))| {
+        let pct = 100.0 * s1.saturating_sub(s0) as f64 / t1.saturating_sub(t0).max(1) as f64;
+        (pct * 10.0).round() / 10.0
+    });
+    let mut sorted = samples.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    Ok(Timed { seconds: sorted[sorted.len() / 2], samples, steal_pct })
+}
+
+/// (steal, all) ticks of the machine's CPUs so far, from the first line of `/proc/stat` (user,
+/// nice, system, idle, iowait, irq, softirq, steal); `None` where there is no such file.
+fn cpu_steal_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .take(8)
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    (ticks.len() == 8).then(|| (ticks[7], ticks.iter().sum()))
 }
 
 fn emit(value: serde_json::Value) {
