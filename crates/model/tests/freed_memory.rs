@@ -38,3 +38,48 @@ fn a_freed_layer_sized_buffer_is_reused_without_faulting_its_pages_in_again() {
         assert!(again < 100, "round {round}: the freed buffer came back with {again} page faults");
     }
 }
+
+/// Whether transparent huge pages may back memory that asks for them (`always` or `madvise`).
+fn huge_pages_allowed() -> bool {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|mode| !mode.contains("[never]"))
+}
+
+/// KiB of huge pages backing the mappings that overlap `start..end`, from `/proc/self/smaps`.
+fn huge_kb_around(start: usize, end: usize) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").expect("reading /proc/self/smaps");
+    let mut overlaps = false;
+    let mut kb = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or_default();
+        if let Some((lo, hi)) = first.split_once('-')
+            && let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        {
+            overlaps = lo < end && start < hi;
+        } else if overlaps && let Some(value) = line.strip_prefix("AnonHugePages:") {
+            kb += value.trim().trim_end_matches("kB").trim().parse::<u64>().expect("AnonHugePages in kB");
+        }
+    }
+    kb
+}
+
+#[test]
+fn weights_laid_out_on_memory_glibc_kept_still_get_huge_pages() {
+    if std::env::var_os("GLIBC_TUNABLES").is_some() || !huge_pages_allowed() {
+        eprintln!("GLIBC_TUNABLES is set or transparent huge pages are off: skipped");
+        return;
+    }
+    easel_model::cpu::keep_freed_memory();
+    // Heap memory glibc keeps, backed by 4 KiB pages: what a layer's outputs leave behind.
+    for _ in 0..2 {
+        let blocks: Vec<Vec<u8>> = (0..4).map(|_| std::hint::black_box(vec![1u8; 24 << 20])).collect();
+        drop(blocks);
+    }
+    // 24 MiB of panels (under glibc's 32 MiB mmap threshold, so from that heap).
+    let (k, n) = (1536, 4096);
+    let panels = easel_model::cpu::panels::to_panels(&vec![0.5f32; k * n], k, n);
+    let (start, bytes) = (panels.as_ptr() as usize, panels.len() * 4);
+    let whole = (bytes >> 21) as u64 * 2048;
+    let huge = huge_kb_around(start, start + bytes);
+    assert!(huge >= whole, "{huge} KiB of huge pages under {bytes} bytes of panels, not {whole}");
+}
