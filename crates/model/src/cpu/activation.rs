@@ -8,12 +8,8 @@
 //! matters) that compilers vectorise for AVX-512, AVX2 or SSE2.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
-use super::{Isa, f32_slice, multiversion};
-
-/// Elements per parallel task: large enough to amortise scheduling, small enough to balance.
-const CHUNK: usize = 1 << 14;
+use super::{Isa, PAR_CHUNK as CHUNK, f32_slice, multiversion, par_filled};
 
 /// `eˣ` in f32 for `x` in `[-87.3, 88.3]`; above it the value stays at `e^88.3` (it would
 /// overflow), below it is `0` — the true value is then under f32's smallest normal number, and
@@ -125,8 +121,7 @@ impl CustomOp1 for QuickGelu {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(storage, layout, self.name())?;
         let isa = Isa::detect();
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| quick_gelu_chunk(isa, x, y));
+        let y = par_filled(x.len(), CHUNK, |i, y| quick_gelu_chunk(isa, &x[i * CHUNK..][..y.len()], y));
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 }
@@ -144,10 +139,9 @@ impl CustomOp2 for SiluMul {
         }
         let (g, u) = (f32_slice(g, g_l, self.name())?, f32_slice(u, u_l, self.name())?);
         let isa = Isa::detect();
-        let mut y = vec![0f32; g.len()];
-        y.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-            .for_each(|(y, (g, u))| silu_mul_chunk(isa, g, u, y));
+        let y = par_filled(g.len(), CHUNK, |i, y| {
+            silu_mul_chunk(isa, &g[i * CHUNK..][..y.len()], &u[i * CHUNK..][..y.len()], y)
+        });
         Ok((CpuStorage::F32(y), g_l.shape().clone()))
     }
 }
@@ -163,10 +157,12 @@ impl CustomOp1 for Softmax {
         let x = f32_slice(storage, layout, self.name())?;
         let dim = layout.shape().dims().last().copied().unwrap_or(1).max(1);
         let isa = Isa::detect();
-        let mut y = x.to_vec();
-        // Whole rows per task, about CHUNK elements each.
-        let rows = (CHUNK / dim).max(1);
-        y.par_chunks_mut(rows * dim).for_each(|y| y.chunks_exact_mut(dim).for_each(|row| softmax_row(isa, row)));
+        // Whole rows per task, about CHUNK elements each, copied and normalised in place.
+        let per_task = (CHUNK / dim).max(1) * dim;
+        let y = par_filled(x.len(), per_task, |i, y| {
+            y.copy_from_slice(&x[i * per_task..][..y.len()]);
+            y.chunks_exact_mut(dim).for_each(|row| softmax_row(isa, row));
+        });
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 }

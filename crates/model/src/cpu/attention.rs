@@ -19,7 +19,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::activation::softmax_row;
-use super::{Isa, Out, f32_slice, multiversion};
+use super::{Isa, Out, PAR_CHUNK, f32_slice, multiversion, par_filled};
 
 /// Queries per task.
 const QUERY_BLOCK: usize = 256;
@@ -111,8 +111,7 @@ impl CustomOp3 for VisionAttention {
         let isa = Isa::detect();
 
         // Pass 1: [3, heads, patches, head_dim], q and k rotated, q scaled.
-        let mut split = vec![0f32; 3 * h * n * d];
-        split.par_chunks_mut(n * d).enumerate().for_each(|(i, dst)| {
+        let split = par_filled(3 * h * n * d, n * d, |i, dst| {
             let (part, head) = (i / h, i % h);
             let offset = (part * h + head) * d;
             match part {
@@ -136,7 +135,8 @@ impl CustomOp3 for VisionAttention {
                 }
             }
         }
-        let mut y = vec![0f32; n * h * d];
+        // Zeros for now: every element is written below, by exactly one task.
+        let mut y = par_filled(n * h * d, PAR_CHUNK, |_, _| {});
         let out = Out::new(&mut y);
         let head_major = |part: usize, head: usize| &split[(part * h + head) * n * d..][..n * d];
         tasks.par_iter().for_each(|t| {

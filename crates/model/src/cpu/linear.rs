@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{Isa, Out, SKINNY_ROWS, f32_slice, multiversion};
+use super::{Isa, Out, SKINNY_ROWS, f32_slice, multiversion, par_rows};
 
 /// The layout [`linear`] runs on: the same `[out, in]` tensor, stored transposed. Weights that
 /// are not f32 on the CPU, variables being trained, or any weight with the kernels off are
@@ -122,10 +122,7 @@ impl CustomOp3 for Dense {
 /// with a band each, each panel is packed once and the threads meet once (docs/PERFORMANCE.md,
 /// "Again on this Xeon": +1–20 % on the score path and the prefill).
 fn many_rows(x: &[f32], m: usize, k: usize, wt: &[f32], n: usize, bias: Option<&[f32]>) -> Vec<f32> {
-    let mut y = vec![0f32; m * n];
-    if let Some(bias) = bias {
-        y.par_chunks_mut(n).for_each(|row| row.copy_from_slice(bias));
-    }
+    let mut y = par_rows(m, n, bias);
     // At least one task, so an empty product (no outputs) still returns its empty result.
     let threads = rayon::current_num_threads().min(n.div_ceil(BAND)).max(1);
     let band = n.div_ceil(threads).div_ceil(BAND) * BAND;

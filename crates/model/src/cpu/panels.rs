@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::{Aligned, Isa, Out, aligned_zeros};
+use super::{Aligned, Isa, Out, aligned_zeros, par_rows};
 
 /// Outputs per panel: gemm's AVX-512 tile height (4 vectors of 16), and a multiple of its
 /// AVX2 (16) and portable (2) ones.
@@ -101,11 +101,7 @@ pub fn matmul(isa: Isa, x: &[f32], m: usize, k: usize, panels: &[f32], n: usize,
     // The bias or zeros written first, in order and in parallel, so the kernels add onto it and
     // take no page faults: faulted in by the kernels, in their order (a tile of each row), a
     // 48 MB output ran at 0.65× (docs/PERFORMANCE.md).
-    let mut y = vec![0f32; m * n];
-    y.par_chunks_mut(n.max(1)).for_each(|row| match bias {
-        Some(bias) => row.copy_from_slice(bias),
-        None => row.fill(0.0),
-    });
+    let mut y = par_rows(m, n, bias);
     let count = n.div_ceil(PANEL);
     if count == 0 || k == 0 || m == 0 {
         return y;
