@@ -108,7 +108,7 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
     if !args.random_weights {
         bail!("only --random-weights is supported: the benchmark builds the model on the device");
     }
-    if args.image_size % 28 != 0 || args.image_size == 0 {
+    if !args.image_size.is_multiple_of(28) || args.image_size == 0 {
         bail!("--image-size must be a positive multiple of 28");
     }
     let preset = Preset::parse(&args.preset)?;

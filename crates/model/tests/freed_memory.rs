@@ -1,4 +1,5 @@
-//! `cpu::keep_freed_memory`: a block freed and asked for again comes back without page faults.
+//! `cpu::keep_freed_memory`: a block freed and asked for again comes back without page faults,
+//! and weights laid out on such kept memory still get huge pages.
 //! Its own test binary, so no other test's thread shares the allocator's arena meanwhile.
 //! glibc on Linux only: elsewhere `keep_freed_memory` does nothing.
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
