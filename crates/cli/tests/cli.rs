@@ -316,6 +316,15 @@ fn bench_runs_at_the_tiny_shape() {
             .filter(|l| l["path"] == "score")
             .all(|l| l["images_per_s"].as_f64().unwrap() > 0.0)
     );
+    // Every timed run, and on Linux the hypervisor's steal over them (a share, 0–100 %).
+    for l in lines.iter().filter(|l| l.get("path").is_some()) {
+        let samples = l["samples"].as_array().expect("samples");
+        assert!(samples.len() == 1 && samples[0].as_f64().unwrap() > 0.0, "{l}");
+        if cfg!(target_os = "linux") {
+            let steal = l["steal_pct"].as_f64().expect("steal_pct on Linux");
+            assert!((0.0..=100.0).contains(&steal), "{l}");
+        }
+    }
 }
 
 /// A CPU without AVX-512 (or without AVX2) must still run the default build: gemm's and Easel's
