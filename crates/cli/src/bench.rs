@@ -164,11 +164,8 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
                 head.forward(&pooled)?;
                 Ok(())
             })?;
-            let secs = timed.seconds;
-            emit(
-                json!({"path": "score", "batch": batch, "image_size": args.image_size,
-                "seconds_per_batch": secs, "images_per_s": batch as f64 / secs, "samples": timed.samples, "steal_pct": timed.steal_pct}),
-            );
+            emit(timed.add_to(json!({"path": "score", "batch": batch, "image_size": args.image_size,
+                "images_per_s": batch as f64 / timed.seconds})));
         }
         let requests = prompts(&config, &grids, args.text_tokens, args.seed);
         let prompt_len = requests[0].input_ids.len();
@@ -178,12 +175,8 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
                 prefill(&model, &requests, Some(&merged), 1, false)?;
                 Ok(())
             })?;
-            let secs = timed.seconds;
-            emit(
-                json!({"path": "prefill", "batch": batch, "prompt_tokens": prompt_len,
-                "visual_tokens": visual_tokens, "seconds_per_batch": secs, "images_per_s": batch as f64 / secs,
-                "samples": timed.samples, "steal_pct": timed.steal_pct}),
-            );
+            emit(timed.add_to(json!({"path": "prefill", "batch": batch, "prompt_tokens": prompt_len,
+                "visual_tokens": visual_tokens, "images_per_s": batch as f64 / timed.seconds})));
         }
         if args.paths.iter().any(|p| p == "generate") {
             let generation = GenerationConfig {
@@ -200,13 +193,9 @@ fn bench_model(args: ModelBenchArgs) -> Result<()> {
                 Ok(())
             })?;
             let secs = timed.seconds;
-            emit(
-                json!({"path": "generate", "batch": batch, "prompt_tokens": prompt_len,
-                "new_tokens": args.new_tokens, "seconds_per_batch": secs,
-                "critiques_per_s": batch as f64 / secs,
-                "tokens_per_s": (batch * args.new_tokens) as f64 / secs, "samples": timed.samples,
-                "steal_pct": timed.steal_pct}),
-            );
+            emit(timed.add_to(json!({"path": "generate", "batch": batch, "prompt_tokens": prompt_len,
+                "new_tokens": args.new_tokens, "critiques_per_s": batch as f64 / secs,
+                "tokens_per_s": (batch * args.new_tokens) as f64 / secs})));
         }
     }
     Ok(())
@@ -349,6 +338,19 @@ struct Timed {
     /// ("steal" in `/proc/stat`), where Linux reports it: a shared VM's figures drift by 10–30 %
     /// between runs, and this says when the host was the cause.
     steal_pct: Option<f64>,
+}
+
+impl Timed {
+    /// `line` (a JSON object) with the timing added: `seconds_per_batch` (the median), every
+    /// sample and the steal.
+    fn add_to(&self, mut line: serde_json::Value) -> serde_json::Value {
+        if let Some(fields) = line.as_object_mut() {
+            fields.insert("seconds_per_batch".into(), json!(self.seconds));
+            fields.insert("samples".into(), json!(self.samples));
+            fields.insert("steal_pct".into(), json!(self.steal_pct));
+        }
+        line
+    }
 }
 
 /// Median seconds of `iters` runs after one warm-up, synchronising the device around each.
